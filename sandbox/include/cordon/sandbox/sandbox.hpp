@@ -1,0 +1,141 @@
+// The sandbox layer's public contract, used by the server.
+//
+// A session's sandbox is one `cordon-sandbox` process (the session init) that owns the
+// session's namespaces and filesystem view. The server starts it with `start_init`, then
+// talks to it over a SOCK_SEQPACKET control socket: one datagram per message, file
+// descriptors (pipes) passed with SCM_RIGHTS. Nothing here uses Asio or JSON-RPC; the
+// server wraps `InitProcess::control_fd` in its own event loop and calls
+// `send_control` / `recv_control` when the socket is writable / readable.
+//
+// Thread-safety: free functions are reentrant; an InitProcess is owned by one session.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace cordon::sandbox {
+
+// --- policy --------------------------------------------------------------------------
+
+struct FilesystemPolicy {
+    // Absolute, "~/"-relative or workspace-relative paths; "*" and "**" globs allowed.
+    std::vector<std::string> deny_read;
+    std::vector<std::string> allow_read;
+    std::vector<std::string> allow_write;
+};
+
+struct Limits {
+    std::uint64_t timeout_ms = 120000;
+    std::uint64_t memory_bytes = 0;    // 0: no limit
+    std::uint32_t max_processes = 0;   // 0: default (RLIMIT_NPROC / pids.max)
+    std::uint64_t max_output_bytes = 1u << 20;
+    std::uint64_t cpu_seconds = 0;     // 0: no limit (RLIMIT_CPU)
+    std::uint64_t file_size_bytes = 0; // 0: no limit (RLIMIT_FSIZE)
+    std::uint32_t open_files = 4096;   // RLIMIT_NOFILE
+};
+
+// Everything the init needs to build one session's sandbox.
+struct SandboxSpec {
+    std::string workspace;  // absolute, canonical path of the real workspace
+    std::string state_dir;  // session state dir (created by the server, 0700):
+                            // upper/, work/, home/ live beneath it
+    std::string host_home;  // the user's real $HOME (masked; toolchain dirs allowed)
+    FilesystemPolicy filesystem;
+    Limits limits;
+    std::map<std::string, std::string> env;  // policy env, added to the allowlisted env
+    std::uint64_t tmp_size_bytes = 512ull << 20;
+    // Loopback ports inside the sandbox's net namespace on which the init creates
+    // listening sockets and hands them to the server (network proxy). Empty: none.
+    std::vector<std::uint16_t> listen_ports;
+};
+
+// --- errors ----------------------------------------------------------------------------
+
+// A setup failure: which step, errno captured at the failing call, the path involved,
+// and what the user can do about it.
+struct SetupError {
+    std::string step;  // e.g. "userns", "overlay", "seccomp", "landlock", "pivot_root"
+    int err = 0;       // errno
+    std::string path;
+    std::string fix;   // human-readable remedy
+    std::string message() const;
+};
+
+// --- host probe (cordon doctor, initialize capabilities) ---------------------------------
+
+struct Facility {
+    std::string name;  // "userns", "overlay", "seccomp", "landlock", "cgroups"
+    bool available = false;
+    bool required = true;  // cgroups is optional: rlimits + pid namespaces are the fallback
+    std::string detail;    // e.g. "Landlock ABI 6"
+    std::string fix;       // empty when available
+};
+
+// Probes the host for each facility by trying it for real (in a short-lived child).
+std::vector<Facility> probe_host();
+
+// --- session init ------------------------------------------------------------------------
+
+// What the init reports once its sandbox is built.
+struct InitReady {
+    int landlock_abi = 0;          // ABI applied to payloads (0: none available)
+    bool cgroups = false;          // per-command cgroup limits in force
+    std::vector<std::string> notes;  // degradations worth telling the user
+};
+
+struct InitProcess {
+    int pid = -1;         // host pid of the cordon-sandbox process
+    int control_fd = -1;  // SOCK_SEQPACKET, CLOEXEC, owned by the caller
+    InitReady ready;
+    std::vector<int> listener_fds;  // one per SandboxSpec::listen_ports, same order
+};
+
+// Starts `init_exe` (the cordon-sandbox binary) for `spec` with an empty environment and
+// waits until the sandbox is built. Never runs anything unsandboxed: on any failure the
+// init is killed and the error names the step.
+std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
+                                                 const std::string& init_exe);
+
+// --- control messages (server <-> init) --------------------------------------------------
+
+// server -> init. Carries 3 fds (stdin read end, stdout write end, stderr write end).
+struct ExecRequest {
+    std::uint64_t id = 0;
+    std::vector<std::string> argv;  // argv[0] resolved via PATH inside the sandbox
+    std::map<std::string, std::string> env;  // extra env on top of the session env
+    std::string cwd;                // absolute path inside the sandbox
+    Limits limits;
+};
+
+// server -> init: kill the whole process tree of command `id` (SIGKILL).
+struct KillRequest {
+    std::uint64_t id = 0;
+};
+
+// init -> server: command `id` started (pid as seen from the host is not exposed).
+struct ExecStarted {
+    std::uint64_t id = 0;
+};
+
+// init -> server: command `id` ended; every process of its tree is gone.
+struct ExecExited {
+    std::uint64_t id = 0;
+    int wait_status = 0;  // as from waitpid
+    std::string reason;   // "" or "memory-limit" / "pids-limit" when a limit killed it
+    std::string error;    // non-empty: the command could not be started (setup step)
+};
+
+using ControlMessage = std::variant<ExecRequest, KillRequest, ExecStarted, ExecExited>;
+
+// Sends one message (and fds) on a SOCK_SEQPACKET socket. Returns 0 or an errno.
+int send_control(int fd, const ControlMessage& msg, const std::vector<int>& fds = {});
+
+// Receives one message; received fds are CLOEXEC and owned by the caller.
+// Returns std::nullopt on EOF (peer gone); sets `err` on failure (EAGAIN included).
+std::optional<ControlMessage> recv_control(int fd, std::vector<int>& fds, int& err);
+
+}  // namespace cordon::sandbox
