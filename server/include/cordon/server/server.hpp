@@ -1,0 +1,67 @@
+// The cordon server: sessions shared by every connection, and the JSON-RPC methods.
+// `serve_stdio` and `serve_unix` run it until the client exits (stdio) or forever (socket).
+#pragma once
+
+#include "cordon/protocol/messages.hpp"
+#include "cordon/sandbox/sandbox.hpp"
+#include "cordon/server/dispatcher.hpp"
+#include "cordon/server/session.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace cordon::server {
+
+struct ServerOptions {
+    std::filesystem::path state_dir; // sessions live in state_dir/sessions/<id>
+    std::string sandbox_exe;         // the cordon-sandbox binary
+    std::size_t max_message_bytes = 64u << 20;
+    std::size_t max_batch = 1000;
+    std::size_t max_depth = 128;
+};
+
+// Default locations: $XDG_STATE_HOME/cordon (else ~/.local/state/cordon); cordon-sandbox
+// next to the running executable.
+std::filesystem::path default_state_dir();
+std::string default_sandbox_exe();
+
+extern const char* const kVersion;
+
+class Server {
+  public:
+    Server(asio::io_context& io, ServerOptions opts);
+    ~Server();
+
+    // Serves one client on the given descriptors until `exit` or EOF; returns the exit code.
+    asio::awaitable<int> serve_connection(int in_fd, int out_fd);
+    // Kills every session's sandbox (state stays on disk).
+    void stop_all();
+
+    const ServerOptions& options() const { return opts_; }
+
+  private:
+    void register_methods(Dispatcher& d);
+    const protocol::Isolation& isolation();
+    std::shared_ptr<Session> find_session(const std::string& id);
+
+    asio::awaitable<json> session_create(Call& c);
+    asio::awaitable<json> session_list(Call& c);
+    asio::awaitable<json> session_close(Call& c);
+    asio::awaitable<json> exec(Call& c);
+
+    asio::io_context& io_;
+    ServerOptions opts_;
+    std::optional<protocol::Isolation> isolation_;
+    std::vector<sandbox::Facility> facilities_;
+    std::map<std::string, std::shared_ptr<Session>> sessions_;
+};
+
+int serve_stdio(const ServerOptions& opts);
+int serve_unix(const ServerOptions& opts, const std::string& socket_path);
+
+} // namespace cordon::server

@@ -1,0 +1,79 @@
+// A session: one workspace, one warm sandbox (a cordon-sandbox init), its state dir.
+//
+// The session owns the init's control socket and multiplexes commands over it: each exec
+// sends an ExecRequest with its own pipes, streams the pipes' output, and waits for the
+// matching ExecExited. Timeouts and cancellation send a KillRequest, which kills the
+// command's whole process tree. Closing the session kills the init, and with it every
+// process of the sandbox.
+//
+// Thread-safety: single-threaded (the io_context's thread).
+#pragma once
+
+#include "cordon/protocol/messages.hpp"
+#include "cordon/sandbox/sandbox.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace cordon::server {
+
+namespace asio = boost::asio;
+using protocol::json;
+
+// How exec output reaches the client while a command runs.
+using OutputSink =
+    std::function<asio::awaitable<void>(std::string_view stream, std::string_view data)>;
+
+struct SessionInfo {
+    std::string id;
+    std::string workspace; // canonical absolute path
+    std::filesystem::path state_dir;
+    protocol::PolicyDoc policy;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+  public:
+    Session(asio::io_context& io, SessionInfo info, sandbox::SandboxSpec spec,
+            std::string init_exe);
+    ~Session();
+
+    const SessionInfo& info() const { return info_; }
+    const std::string& id() const { return info_.id; }
+    const sandbox::InitReady& ready() const { return init_.ready; }
+    bool running() const { return init_.pid > 0; }
+
+    // Starts the warm sandbox (idempotent). Throws RpcError -32004 naming the failed step.
+    void start();
+    // Kills the sandbox and every process in it; running commands end with "cancelled".
+    void stop();
+
+    // Runs one command; `output` receives stream chunks when set. Cancellation of the
+    // awaiting coroutine kills the command's tree and throws RpcError -32800.
+    asio::awaitable<protocol::ExecResult> exec(const protocol::ExecParams& p, OutputSink output);
+
+    // The overlay's upper dir: what changed relative to the real workspace.
+    std::filesystem::path upper_dir() const { return info_.state_dir / "upper"; }
+
+  private:
+    struct Running;
+    asio::awaitable<void> control_loop();
+    void fail_all(const std::string& why);
+
+    asio::io_context& io_;
+    SessionInfo info_;
+    sandbox::SandboxSpec spec_;
+    std::string init_exe_;
+    sandbox::InitProcess init_;
+    std::unique_ptr<asio::posix::stream_descriptor> control_;
+    std::map<std::uint64_t, std::shared_ptr<Running>> running_;
+    std::uint64_t next_exec_id_ = 1;
+};
+
+} // namespace cordon::server

@@ -1,0 +1,325 @@
+#include "cordon/server/server.hpp"
+
+#include "cordon/protocol/params.hpp"
+#include "cordon/server/upper_dir.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace cordon::server {
+
+namespace fs = std::filesystem;
+using namespace protocol;
+
+const char* const kVersion = "0.1.0";
+
+fs::path default_state_dir() {
+    if (const char* s = std::getenv("XDG_STATE_HOME"); s && *s == '/')
+        return fs::path(s) / "cordon";
+    const char* home = std::getenv("HOME");
+    if (!home || *home != '/') {
+        if (auto* pw = getpwuid(getuid())) home = pw->pw_dir;
+    }
+    return fs::path(home ? home : "/tmp") / ".local/state/cordon";
+}
+
+std::string default_sandbox_exe() {
+    std::error_code ec;
+    auto self = fs::read_symlink("/proc/self/exe", ec);
+    return (self.parent_path() / "cordon-sandbox").string();
+}
+
+namespace {
+
+std::string new_session_id() {
+    unsigned char b[12];
+    if (getrandom(b, sizeof b, 0) != sizeof b) throw std::runtime_error("getrandom failed");
+    static const char* hex = "0123456789abcdef";
+    std::string id = "s-";
+    for (unsigned char c : b) {
+        id += hex[c >> 4];
+        id += hex[c & 15];
+    }
+    return id;
+}
+
+std::string host_home() {
+    if (auto* pw = getpwuid(getuid())) return pw->pw_dir;
+    const char* h = std::getenv("HOME");
+    return h ? h : "/";
+}
+
+sandbox::SandboxSpec spec_for(const SessionInfo& info) {
+    sandbox::SandboxSpec spec;
+    spec.workspace = info.workspace;
+    spec.state_dir = info.state_dir.string();
+    spec.host_home = host_home();
+    const auto& p = info.policy;
+    if (p.deny_read) spec.filesystem.deny_read = *p.deny_read;
+    if (p.allow_read) spec.filesystem.allow_read = *p.allow_read;
+    if (p.allow_write) spec.filesystem.allow_write = *p.allow_write;
+    if (p.limits.timeout_ms) spec.limits.timeout_ms = *p.limits.timeout_ms;
+    if (p.limits.memory_bytes) spec.limits.memory_bytes = *p.limits.memory_bytes;
+    if (p.limits.max_processes) spec.limits.max_processes = *p.limits.max_processes;
+    if (p.limits.max_output_bytes) spec.limits.max_output_bytes = *p.limits.max_output_bytes;
+    spec.env = p.env;
+    return spec;
+}
+
+} // namespace
+
+Server::Server(asio::io_context& io, ServerOptions opts) : io_(io), opts_(std::move(opts)) {}
+
+Server::~Server() {
+    stop_all();
+}
+
+void Server::stop_all() {
+    for (auto& [id, s] : sessions_)
+        s->stop();
+}
+
+const Isolation& Server::isolation() {
+    if (!isolation_) {
+        facilities_ = sandbox::probe_host();
+        Isolation iso;
+        for (auto& f : facilities_) {
+            if (f.name == "userns")
+                iso.userns = f.available;
+            else if (f.name == "overlay")
+                iso.overlay = f.available;
+            else if (f.name == "seccomp")
+                iso.seccomp = f.available;
+            else if (f.name == "landlock")
+                iso.landlock = f.available;
+            else if (f.name == "cgroups")
+                iso.cgroups = f.available;
+        }
+        isolation_ = iso;
+    }
+    return *isolation_;
+}
+
+std::shared_ptr<Session> Server::find_session(const std::string& id) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end())
+        throw RpcError(code::unknown_session, "unknown session: " + id, json{{"sessionId", id}});
+    return it->second;
+}
+
+asio::awaitable<int> Server::serve_connection(int in_fd, int out_fd) {
+    FrameLimits fl;
+    fl.max_body_bytes = opts_.max_message_bytes;
+    StreamTransport transport(io_, in_fd, out_fd, fl);
+    ParseLimits pl;
+    pl.max_batch = opts_.max_batch;
+    pl.max_depth = opts_.max_depth;
+    Dispatcher d(io_, transport, pl);
+    register_methods(d);
+    bool exited = false;
+    d.set_exit_callback([&](int) {
+        exited = true;
+        transport.close(); // ends the read loop
+    });
+    co_await transport.read_loop([&](FrameEvent&& ev) {
+        if (!exited) d.on_frame(std::move(ev));
+    });
+    d.on_eof();
+    // Let cancelled requests answer and queued replies go out before closing.
+    for (int i = 0; i < 100 && d.in_flight() > 0; ++i) {
+        asio::steady_timer t(io_, std::chrono::milliseconds(10));
+        co_await t.async_wait(asio::use_awaitable);
+    }
+    co_await transport.flush();
+    co_return d.exit_code().value_or(d.initialized() ? 0 : 0);
+}
+
+void Server::register_methods(Dispatcher& d) {
+    d.on_initialize([this](Call& c) -> asio::awaitable<json> {
+        auto p = parse_initialize(c.params);
+        c.dispatcher.set_client_approvals(p.approvals);
+        spdlog::info("client {} {}", p.client_name.empty() ? "(unnamed)" : p.client_name,
+                     p.client_version);
+        co_return json{{"serverInfo", {{"name", "cordon"}, {"version", kVersion}}},
+                       {"capabilities", {{"isolation", isolation()}}}};
+    });
+    auto bind = [this](auto fn) {
+        return [this, fn](Call& c) -> asio::awaitable<json> { co_return co_await (this->*fn)(c); };
+    };
+    d.add("session/create", bind(&Server::session_create));
+    d.add("session/list", bind(&Server::session_list));
+    d.add("session/close", bind(&Server::session_close));
+    d.add("exec", bind(&Server::exec));
+}
+
+asio::awaitable<json> Server::session_create(Call& c) {
+    auto p = parse_session_create(c.params);
+    std::error_code ec;
+    fs::path ws = fs::canonical(p.workspace, ec);
+    if (ec || !fs::is_directory(ws))
+        throw invalid_params("/workspace", "'" + p.workspace + "' is not an existing directory");
+    // Fail closed: every required facility must be present.
+    isolation();
+    for (auto& f : facilities_) {
+        if (f.required && !f.available)
+            throw RpcError(code::sandbox_unavailable,
+                           "sandbox unavailable: " + f.name + " is missing: " + f.detail,
+                           json{{"facility", f.name}, {"detail", f.detail}, {"fix", f.fix}});
+    }
+    SessionInfo info;
+    info.id = new_session_id();
+    info.workspace = ws.string();
+    info.state_dir = opts_.state_dir / "sessions" / info.id;
+    if (p.policy) info.policy = *p.policy;
+    fs::create_directories(info.state_dir.parent_path());
+    ::chmod(opts_.state_dir.c_str(), 0700);
+    if (::mkdir(info.state_dir.c_str(), 0700) != 0)
+        throw RpcError(code::internal_error, "cannot create session state dir " +
+                                                 info.state_dir.string() + ": " +
+                                                 std::strerror(errno));
+    for (const char* sub : {"upper", "work", "home"})
+        ::mkdir((info.state_dir / sub).c_str(), 0700);
+    {
+        json meta = {
+            {"sessionId", info.id}, {"workspace", info.workspace}, {"policy", info.policy}};
+        std::ofstream(info.state_dir / "session.json") << meta.dump(2) << "\n";
+    }
+    auto s = std::make_shared<Session>(io_, info, spec_for(info), opts_.sandbox_exe);
+    try {
+        s->start();
+    } catch (...) {
+        fs::remove_all(info.state_dir, ec);
+        throw;
+    }
+    sessions_[info.id] = s;
+    Isolation iso = isolation();
+    iso.landlock = s->ready().landlock_abi > 0;
+    iso.cgroups = s->ready().cgroups;
+    co_return json{{"sessionId", info.id}, {"workspace", info.workspace}, {"isolation", iso}};
+}
+
+asio::awaitable<json> Server::session_list(Call& c) {
+    json list = json::array();
+    for (auto& [id, s] : sessions_) {
+        auto changes =
+            changes_from_upper(snapshot_upper(s->upper_dir()), s->upper_dir(), s->info().workspace);
+        list.push_back({{"sessionId", id},
+                        {"workspace", s->info().workspace},
+                        {"changedFiles", changes.size()}});
+    }
+    co_return json{{"sessions", list}};
+}
+
+asio::awaitable<json> Server::session_close(Call& c) {
+    auto p = parse_session_close(c.params);
+    auto s = find_session(p.session_id);
+    s->stop();
+    sessions_.erase(p.session_id);
+    if (p.discard) {
+        std::error_code ec;
+        fs::remove_all(s->info().state_dir, ec);
+    }
+    co_return nullptr;
+}
+
+asio::awaitable<json> Server::exec(Call& c) {
+    auto p = parse_exec(c.params);
+    auto s = find_session(p.session_id);
+    OutputSink sink;
+    if (p.stream) {
+        sink = [d = &c.dispatcher, request_id = c.id, sid = p.session_id](std::string_view stream,
+                                                                          std::string_view data) {
+            return d->notify_when_ready("exec/output", json{{"sessionId", sid},
+                                                            {"requestId", request_id},
+                                                            {"stream", stream},
+                                                            {"data", data}});
+        };
+    }
+    ExecResult r = co_await s->exec(p, std::move(sink));
+    co_return json(r);
+}
+
+int serve_stdio(const ServerOptions& opts) {
+    asio::io_context io(1);
+    Server server(io, opts);
+    int code = 0;
+    // stdout carries frames only: keep our own handles on the pipes and point fds 0/1 at
+    // /dev/null so a stray write from anywhere cannot corrupt the stream.
+    int in = ::dup(0), out = ::dup(1);
+    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    ::close(devnull);
+    ::fcntl(in, F_SETFD, FD_CLOEXEC);
+    ::fcntl(out, F_SETFD, FD_CLOEXEC);
+    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    signals.async_wait([&](auto ec, int sig) {
+        if (ec) return;
+        spdlog::info("signal {}: stopping", sig);
+        server.stop_all();
+        code = 1;
+        io.stop();
+    });
+    asio::co_spawn(io, server.serve_connection(in, out), [&](std::exception_ptr ep, int c) {
+        if (ep) {
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                spdlog::critical("server failed: {}", e.what());
+            }
+            c = 1;
+        }
+        code = c;
+        signals.cancel();
+        server.stop_all();
+    });
+    io.run();
+    return code;
+}
+
+int serve_unix(const ServerOptions& opts, const std::string& socket_path) {
+    asio::io_context io(1);
+    Server server(io, opts);
+    using asio::local::stream_protocol;
+    ::unlink(socket_path.c_str());
+    mode_t old = ::umask(0177); // the socket is created 0600
+    stream_protocol::acceptor acceptor(io, stream_protocol::endpoint(socket_path));
+    ::umask(old);
+    ::chmod(socket_path.c_str(), 0600);
+    spdlog::info("listening on unix:{}", socket_path);
+    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    signals.async_wait([&](auto ec, int) {
+        if (ec) return;
+        boost::system::error_code e;
+        acceptor.close(e);
+        server.stop_all();
+        io.stop();
+    });
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            for (;;) {
+                auto sock = co_await acceptor.async_accept(asio::use_awaitable);
+                int fd = sock.release();
+                asio::co_spawn(io, server.serve_connection(fd, fd), asio::detached);
+            }
+        },
+        asio::detached);
+    io.run();
+    ::unlink(socket_path.c_str());
+    return 0;
+}
+
+} // namespace cordon::server

@@ -1,0 +1,367 @@
+#include "cordon/server/session.hpp"
+
+#include "cordon/server/paths.hpp"
+#include "cordon/server/upper_dir.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <set>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace cordon::server {
+
+using namespace protocol;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+// Owns a file descriptor until released.
+struct Fd {
+    int fd = -1;
+    Fd() = default;
+    explicit Fd(int f) : fd(f) {}
+    Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    Fd& operator=(Fd&& o) noexcept {
+        reset();
+        fd = std::exchange(o.fd, -1);
+        return *this;
+    }
+    ~Fd() { reset(); }
+    void reset() {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+    }
+    int release() { return std::exchange(fd, -1); }
+};
+
+void make_pipe(Fd& r, Fd& w) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0)
+        throw RpcError(code::internal_error, std::string("pipe: ") + std::strerror(errno));
+    r = Fd(p[0]);
+    w = Fd(p[1]);
+}
+
+std::string signal_name(int sig) {
+    if (const char* abbrev = sigabbrev_np(sig)) return std::string("SIG") + abbrev;
+    return "SIG" + std::to_string(sig);
+}
+
+// Length of the longest prefix of `s` that does not end inside a UTF-8 sequence.
+std::size_t utf8_complete_prefix(std::string_view s) {
+    std::size_t n = s.size();
+    for (std::size_t back = 1; back <= 3 && back <= n; ++back) {
+        unsigned char c = s[n - back];
+        if ((c & 0xC0) == 0x80) continue; // continuation byte: keep looking
+        std::size_t need = (c & 0xE0) == 0xC0   ? 2
+                           : (c & 0xF0) == 0xE0 ? 3
+                           : (c & 0xF8) == 0xF0 ? 4
+                                                : 1;
+        return need > back ? n - back : n;
+    }
+    return n;
+}
+
+struct Capture {
+    std::string data;
+    bool truncated = false;
+    std::uint64_t total = 0;
+};
+
+} // namespace
+
+struct Session::Running {
+    explicit Running(asio::io_context& io) : done(io) {
+        done.expires_at(asio::steady_timer::time_point::max());
+    }
+    asio::steady_timer done;
+    std::optional<sandbox::ExecExited> exited;
+    std::string failure; // the sandbox died under the command
+    bool cancelled_by_close = false;
+};
+
+Session::Session(asio::io_context& io, SessionInfo info, sandbox::SandboxSpec spec,
+                 std::string init_exe)
+    : io_(io), info_(std::move(info)), spec_(std::move(spec)), init_exe_(std::move(init_exe)) {}
+
+Session::~Session() {
+    stop();
+}
+
+void Session::start() {
+    if (running()) return;
+    auto r = sandbox::start_init(spec_, init_exe_);
+    if (auto* err = std::get_if<sandbox::SetupError>(&r)) {
+        spdlog::error("session {}: sandbox setup failed: {}", id(), err->message());
+        throw RpcError(code::sandbox_unavailable, "sandbox unavailable: " + err->message(),
+                       json{{"facility", err->step},
+                            {"errno", err->err},
+                            {"path", err->path},
+                            {"fix", err->fix}});
+    }
+    init_ = std::get<sandbox::InitProcess>(std::move(r));
+    control_ = std::make_unique<asio::posix::stream_descriptor>(io_, init_.control_fd);
+    spdlog::info("session {}: sandbox ready (init pid {}, landlock ABI {})", id(), init_.pid,
+                 init_.ready.landlock_abi);
+    for (auto& note : init_.ready.notes)
+        spdlog::warn("session {}: {}", id(), note);
+    asio::co_spawn(io_, control_loop(), asio::detached);
+}
+
+void Session::stop() {
+    if (!running()) return;
+    ::kill(init_.pid, SIGKILL);
+    ::waitpid(init_.pid, nullptr, 0);
+    init_.pid = -1;
+    for (int fd : init_.listener_fds)
+        ::close(fd);
+    init_.listener_fds.clear();
+    for (auto& [id, r] : running_)
+        r->cancelled_by_close = true;
+    fail_all("the session was closed");
+    if (control_) {
+        boost::system::error_code ec;
+        control_->close(ec); // also closes control_fd
+        control_.reset();
+    }
+}
+
+void Session::fail_all(const std::string& why) {
+    for (auto& [id, r] : running_) {
+        if (!r->exited && r->failure.empty()) r->failure = why;
+        r->done.cancel();
+    }
+}
+
+asio::awaitable<void> Session::control_loop() {
+    auto self = shared_from_this();
+    while (control_ && control_->is_open()) {
+        boost::system::error_code ec;
+        co_await control_->async_wait(asio::posix::stream_descriptor::wait_read,
+                                      asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || !control_) break;
+        for (;;) {
+            std::vector<int> fds;
+            int err = 0;
+            auto msg = sandbox::recv_control(control_->native_handle(), fds, err);
+            for (int fd : fds)
+                ::close(fd); // the init passes none to us after setup
+            if (!msg) {
+                if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) break;
+                spdlog::error("session {}: sandbox init is gone ({})", id(),
+                              err ? std::strerror(err) : "EOF");
+                fail_all("the sandbox init exited unexpectedly");
+                if (init_.pid > 0) {
+                    ::kill(init_.pid, SIGKILL);
+                    ::waitpid(init_.pid, nullptr, 0);
+                    init_.pid = -1;
+                }
+                boost::system::error_code cec;
+                if (control_) control_->close(cec);
+                control_.reset();
+                co_return;
+            }
+            if (auto* ex = std::get_if<sandbox::ExecExited>(&*msg)) {
+                auto it = running_.find(ex->id);
+                if (it != running_.end()) {
+                    it->second->exited = *ex;
+                    it->second->done.cancel();
+                }
+            }
+        }
+    }
+}
+
+asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output) {
+    auto self = shared_from_this();
+    if (!running()) start();
+    const auto started = std::chrono::steady_clock::now();
+
+    // Everything the command needs, resolved before anything is started.
+    std::string cwd = info_.workspace;
+    if (!p.cwd.empty()) cwd = resolve_in_workspace(info_.workspace, p.cwd, "/cwd").absolute;
+    sandbox::ExecRequest req;
+    req.id = next_exec_id_++;
+    req.argv = p.command ? std::vector<std::string>{"/bin/sh", "-c", *p.command} : *p.argv;
+    req.env = p.env;
+    req.cwd = cwd;
+    req.limits = spec_.limits;
+    if (p.timeout_ms) req.limits.timeout_ms = *p.timeout_ms;
+    std::uint64_t cap = p.max_output_bytes.value_or(spec_.limits.max_output_bytes);
+
+    Fd in_r, in_w, out_r, out_w, err_r, err_w;
+    make_pipe(in_r, in_w);
+    make_pipe(out_r, out_w);
+    make_pipe(err_r, err_w);
+    auto before = snapshot_upper(upper_dir());
+
+    auto run = std::make_shared<Running>(io_);
+    running_[req.id] = run;
+    struct Erase {
+        Session* s;
+        std::uint64_t id;
+        ~Erase() { s->running_.erase(id); }
+    } erase{this, req.id};
+
+    if (int e =
+            sandbox::send_control(control_->native_handle(), req, {in_r.fd, out_w.fd, err_w.fd})) {
+        throw RpcError(code::internal_error,
+                       std::string("cannot reach the sandbox init: ") + std::strerror(e));
+    }
+    in_r.reset();
+    out_w.reset();
+    err_w.reset();
+
+    // The command runs to completion in its own coroutine, untouched by cancellation of
+    // this one: cancelling only sends the kill, and the result is still collected.
+    struct State {
+        explicit State(asio::io_context& io) : finished(io) {
+            finished.expires_at(asio::steady_timer::time_point::max());
+        }
+        asio::steady_timer finished;
+        bool complete = false;
+        bool timed_out = false;
+        Capture out, err;
+    };
+    auto st = std::make_shared<State>(io_);
+    auto stdin_pipe = std::make_shared<asio::posix::stream_descriptor>(io_, in_w.release());
+    auto out_pipe = std::make_shared<asio::posix::stream_descriptor>(io_, out_r.release());
+    auto err_pipe = std::make_shared<asio::posix::stream_descriptor>(io_, err_r.release());
+    std::string stdin_data = p.stdin_data.value_or("");
+    const std::uint64_t exec_id = req.id;
+    const auto timeout = std::chrono::milliseconds(req.limits.timeout_ms);
+
+    auto feed_stdin = [stdin_pipe, stdin_data]() -> asio::awaitable<void> {
+        boost::system::error_code ec;
+        if (!stdin_data.empty())
+            co_await asio::async_write(*stdin_pipe, asio::buffer(stdin_data),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+        stdin_pipe->close(ec);
+    };
+    auto drain = [cap, output](std::shared_ptr<asio::posix::stream_descriptor> pipe, Capture& c,
+                               std::string_view name) -> asio::awaitable<void> {
+        std::string buf(64 * 1024, '\0');
+        std::string carry; // an incomplete UTF-8 sequence held for the next chunk
+        for (;;) {
+            boost::system::error_code ec;
+            std::size_t n = co_await pipe->async_read_some(
+                asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) break;
+            c.total += n;
+            std::size_t room = c.data.size() < cap ? cap - c.data.size() : 0;
+            std::size_t keep = std::min<std::size_t>(room, n);
+            if (keep < n) c.truncated = true;
+            if (keep == 0) continue; // past the cap: drained and dropped
+            c.data.append(buf.data(), keep);
+            if (output) {
+                carry.append(buf.data(), keep);
+                std::size_t k = c.truncated ? carry.size() : utf8_complete_prefix(carry);
+                if (k > 0) {
+                    co_await output(name, std::string_view(carry).substr(0, k));
+                    carry.erase(0, k);
+                }
+            }
+        }
+        if (output && !carry.empty()) co_await output(name, carry);
+        boost::system::error_code ec;
+        pipe->close(ec);
+    };
+    auto wait_exit = [this, run, st, exec_id, timeout]() -> asio::awaitable<void> {
+        boost::system::error_code ec;
+        run->done.expires_after(timeout);
+        if (!run->exited && run->failure.empty())
+            co_await run->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (!run->exited && run->failure.empty()) {
+            st->timed_out = true;
+            if (control_)
+                sandbox::send_control(control_->native_handle(), sandbox::KillRequest{exec_id});
+            run->done.expires_at(asio::steady_timer::time_point::max());
+            while (!run->exited && run->failure.empty())
+                co_await run->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+    };
+    auto body = [=, &st = *st]() -> asio::awaitable<void> {
+        co_await (feed_stdin() && drain(out_pipe, st.out, "stdout") &&
+                  drain(err_pipe, st.err, "stderr") && wait_exit());
+    };
+    asio::co_spawn(io_, body(), [st](std::exception_ptr) {
+        st->complete = true;
+        st->finished.cancel();
+    });
+
+    // Wait for completion; a cancellation of this request kills the command's tree.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    bool cancelled = false;
+    while (!st->complete) {
+        boost::system::error_code ec;
+        co_await st->finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (!st->complete && cs.cancelled() != asio::cancellation_type::none && !cancelled) {
+            cancelled = true;
+            if (control_)
+                sandbox::send_control(control_->native_handle(), sandbox::KillRequest{exec_id});
+            co_await asio::this_coro::reset_cancellation_state();
+        }
+    }
+    if (cancelled) throw RpcError(code::request_cancelled, "request cancelled");
+
+    ExecResult res;
+    res.stdout_data = std::move(st->out.data);
+    res.stderr_data = std::move(st->err.data);
+    res.stdout_truncated = st->out.truncated;
+    res.stderr_truncated = st->err.truncated;
+    res.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - started)
+                          .count();
+    if (!run->exited) {
+        if (run->cancelled_by_close) {
+            res.reason = "cancelled";
+        } else {
+            throw RpcError(code::internal_error, "command lost: " + run->failure);
+        }
+    } else {
+        const auto& ex = *run->exited;
+        if (!ex.error.empty())
+            throw RpcError(code::sandbox_unavailable, "command could not start: " + ex.error);
+        int ws = ex.wait_status;
+        if (WIFEXITED(ws)) {
+            res.exit_code = WEXITSTATUS(ws);
+            res.reason = "exited";
+        } else if (WIFSIGNALED(ws)) {
+            res.signal = signal_name(WTERMSIG(ws));
+            res.reason = "signaled";
+        }
+        if (st->timed_out)
+            res.reason = "timeout";
+        else if (!ex.reason.empty())
+            res.reason = ex.reason;
+    }
+
+    auto after = snapshot_upper(upper_dir());
+    auto touched = touched_between(before, after);
+    if (!touched.empty()) {
+        std::set<std::string> touched_set(touched.begin(), touched.end());
+        for (auto& c : changes_from_upper(after, upper_dir(), info_.workspace))
+            if (touched_set.count(c.path) ||
+                std::any_of(touched.begin(), touched.end(), [&](const std::string& t) {
+                    return c.path.size() > t.size() && c.path.compare(0, t.size(), t) == 0 &&
+                           c.path[t.size()] == '/';
+                }))
+                res.changes.push_back({c.path, c.status});
+    }
+    co_return res;
+}
+
+} // namespace cordon::server
