@@ -1,0 +1,138 @@
+// The cost of sandboxing one command, in one run:
+//   (a) bare fork+exec+wait of /bin/true from C++          (the floor)
+//   (b) bwrap --unshare-all --ro-bind / / /bin/true, cold  (a sandbox per command)
+//   (c) cordon exec of /bin/true over JSON-RPC, warm session
+//   (d) cordon session/create                              (starting a warm sandbox)
+// Targets: (c) <= 1.5x (a), (d) <= 1x (b). Also the server's RSS idle and with 50 sessions.
+//   sandbox_bench [--iterations N]
+#include "cordon/server/client.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <spawn.h>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+using cordon::server::ServerProcess;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+extern char** environ;
+
+namespace {
+
+struct Stats {
+    double median_us, p99_us;
+};
+
+template <class F> Stats time_it(int n, F&& f) {
+    std::vector<double> v;
+    for (int i = 0; i < n; ++i) {
+        auto s = Clock::now();
+        f();
+        v.push_back(std::chrono::duration<double, std::micro>(Clock::now() - s).count());
+    }
+    std::sort(v.begin(), v.end());
+    return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)]};
+}
+
+int spawn_wait(std::vector<std::string> args) {
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+long rss_kib(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+void row(const char* name, Stats s, double base = 0) {
+    std::printf("%-44s %10.1f %10.1f", name, s.median_us, s.p99_us);
+    if (base > 0) std::printf("   %5.2fx", s.median_us / base);
+    std::printf("\n");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int n = 500;
+    for (int i = 1; i + 1 < argc; i += 2)
+        if (!std::strcmp(argv[i], "--iterations")) n = std::atoi(argv[i + 1]);
+
+    char tmpl[] = "/tmp/cordon-sbench-XXXXXX";
+    fs::path dir = mkdtemp(tmpl);
+    fs::create_directories(dir / "ws");
+    std::ofstream(dir / "ws/README") << "bench\n";
+
+    Stats bare = time_it(n, [] { spawn_wait({"/bin/true"}); });
+    std::string bwrap = fs::exists("/usr/bin/bwrap") ? "/usr/bin/bwrap" : "";
+    Stats bw{0, 0};
+    if (!bwrap.empty()) {
+        if (spawn_wait({bwrap, "--unshare-all", "--ro-bind", "/", "/", "/bin/true"}) != 0) {
+            std::fprintf(stderr, "bwrap cannot run here; (b) not measured\n");
+            bwrap.clear();
+        } else {
+            bw = time_it(std::max(50, n / 5), [&] {
+                spawn_wait({bwrap, "--unshare-all", "--ro-bind", "/", "/", "/bin/true"});
+            });
+        }
+    } else {
+        std::fprintf(stderr, "bubblewrap is not installed (apt-get install bubblewrap); (b) not "
+                             "measured\n");
+    }
+
+    ServerProcess srv(CORDON_EXE, {"--state-dir", (dir / "state").string(), "--log-level", "off"},
+                      true);
+    srv.initialize();
+    long rss_idle = rss_kib(srv.pid());
+    std::string sid;
+    Stats create = time_it(20, [&] {
+        auto r = srv.result("session/create", {{"workspace", (dir / "ws").string()}});
+        if (!sid.empty())
+            srv.result("session/close", {{"sessionId", r["sessionId"]}, {"discard", true}});
+        else
+            sid = r["sessionId"];
+    });
+    json exec_params = {{"sessionId", sid}, {"argv", {"/bin/true"}}};
+    srv.result("exec", exec_params); // warm-up
+    Stats ex = time_it(n, [&] { srv.result("exec", exec_params); });
+
+    for (int i = 0; i < 49; ++i)
+        srv.result("session/create", {{"workspace", (dir / "ws").string()}});
+    long rss_50 = rss_kib(srv.pid());
+
+    std::printf("Sandboxing /bin/true, %d iterations (microseconds)\n", n);
+    std::printf("%-44s %10s %10s   %s\n", "", "median", "p99", "vs (a)");
+    row("(a) bare fork+exec+wait", bare);
+    if (!bwrap.empty()) row("(b) bwrap --unshare-all --ro-bind / / (cold)", bw, bare.median_us);
+    row("(c) cordon exec, warm session, JSON-RPC", ex, bare.median_us);
+    row("(d) cordon session/create", create, bare.median_us);
+    std::printf("targets: (c)/(a) = %.2f (<= 1.5)", ex.median_us / bare.median_us);
+    if (!bwrap.empty()) std::printf(", (d)/(b) = %.2f (<= 1.0)", create.median_us / bw.median_us);
+    std::printf("\nserver RSS: idle %ld KiB, with 50 open sessions %ld KiB\n", rss_idle, rss_50);
+
+    srv.send(json{{"jsonrpc", "2.0"}, {"id", 999}, {"method", "shutdown"}});
+    srv.send(json{{"jsonrpc", "2.0"}, {"method", "exit"}});
+    srv.wait();
+    fs::remove_all(dir);
+    return 0;
+}
