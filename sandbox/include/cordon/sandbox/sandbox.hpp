@@ -51,6 +51,10 @@ struct SandboxSpec {
     // Loopback ports inside the sandbox's net namespace on which the init creates
     // listening sockets and hands them to the server (network proxy). Empty: none.
     std::vector<std::uint16_t> listen_ports;
+    // Landlock is part of the defence in depth: when the kernel lacks it the init refuses
+    // to start (SetupError step "landlock") unless this is explicitly set to false, in which
+    // case InitReady::landlock_abi is 0 and a note says so (SECURITY-CASES LL-01).
+    bool require_landlock = true;
 };
 
 // --- errors ----------------------------------------------------------------------------

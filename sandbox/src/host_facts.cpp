@@ -1,0 +1,187 @@
+// The impure half of the mount plan: look at the host once, before any namespace exists.
+#include "cordon/sandbox/mount_plan.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <fnmatch.h>
+#include <ftw.h>
+#include <glob.h>
+#include <pwd.h>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace cordon::sandbox {
+namespace {
+
+PathKind kind_of(const std::string& p) {
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0) return PathKind::Missing;
+    if (S_ISDIR(st.st_mode)) return PathKind::Directory;
+    if (S_ISREG(st.st_mode)) return PathKind::File;
+    if (S_ISLNK(st.st_mode)) return PathKind::Symlink;
+    return PathKind::Other;
+}
+
+void record(HostFacts& facts, const std::string& p) {
+    if (facts.kinds.count(p)) return;
+    PathKind k = kind_of(p);
+    facts.kinds[p] = k;
+    if (k == PathKind::Symlink) {
+        char buf[PATH_MAX];
+        if (realpath(p.c_str(), buf)) {
+            facts.resolved[p] = buf;
+            facts.kinds[buf] = kind_of(buf);
+        }
+    }
+}
+
+// State of the nftw() callbacks (the init is single-threaded).
+const std::string* g_glob_pattern = nullptr;
+std::vector<std::string>* g_glob_found = nullptr;
+std::size_t g_glob_count = 0;
+
+int visit_glob(const char* path, const struct stat*, int, FTW*) {
+    if (++g_glob_count > 100000) return 1;
+    if (fnmatch(g_glob_pattern->c_str(), path, 0) == 0) g_glob_found->emplace_back(path);
+    return 0;
+}
+
+// Expands a glob: "*" within a component via glob(3); "**" by a bounded walk of the part
+// before it, matching the rest with fnmatch without FNM_PATHNAME (so "*" spans "/").
+std::vector<std::string> expand_glob(const std::string& pattern) {
+    std::vector<std::string> out;
+    auto star2 = pattern.find("**");
+    if (star2 == std::string::npos) {
+        glob_t g{};
+        if (glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {
+            for (std::size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+        }
+        globfree(&g);
+        return out;
+    }
+    std::string root = pattern.substr(0, pattern.rfind('/', star2));
+    if (root.empty()) root = "/";
+    g_glob_pattern = &pattern;
+    g_glob_found = &out;
+    g_glob_count = 0;
+    nftw(root.c_str(), visit_glob, 32, FTW_PHYS | FTW_MOUNT);
+    return out;
+}
+
+struct Inode {
+    dev_t dev;
+    ino_t ino;
+    bool operator<(const Inode& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+};
+
+// State for the nftw() callbacks (the init is single-threaded).
+struct Scan {
+    std::set<Inode> masked;
+    std::set<dev_t> masked_devs;
+    std::vector<std::string>* hardlinks = nullptr;
+    std::size_t max = 0;
+    std::size_t count = 0;
+    bool truncated = false;
+    unsigned uid = 0, gid = 0;
+    bool all_mapped = false;
+    std::size_t foreign = 0;
+    std::string foreign_example;
+};
+Scan* g_scan = nullptr;
+
+int collect_masked(const char*, const struct stat* st, int type, FTW*) {
+    if (++g_scan->count > 100000) return 1;
+    if (type == FTW_F && S_ISREG(st->st_mode)) {
+        g_scan->masked.insert({st->st_dev, st->st_ino});
+        g_scan->masked_devs.insert(st->st_dev);
+    }
+    return 0;
+}
+
+int scan_workspace(const char* path, const struct stat* st, int type, FTW*) {
+    Scan& s = *g_scan;
+    if (++s.count > s.max) {
+        s.truncated = true;
+        return 1;
+    }
+    if (type == FTW_NS) return 0;
+    if (!s.all_mapped && (st->st_uid != s.uid || st->st_gid != s.gid)) {
+        if (s.foreign++ == 0) s.foreign_example = path;
+    }
+    if (S_ISREG(st->st_mode) && st->st_nlink > 1 && s.masked.count({st->st_dev, st->st_ino})) {
+        s.hardlinks->emplace_back(path);
+    }
+    return 0;
+}
+
+}  // namespace
+
+std::string gather_host_facts(const SandboxSpec& spec, const FactOptions& opts, HostFacts& facts,
+                              std::vector<std::string>& notes) {
+    if (const passwd* pw = getpwuid(geteuid()); pw && pw->pw_name) facts.user = pw->pw_name;
+    FactQuery q = fact_query(spec, facts.user);
+    for (const auto& p : q.paths) record(facts, p);
+    for (const auto& g : q.globs) {
+        auto matches = expand_glob(g);
+        for (const auto& m : matches) record(facts, m);
+        facts.glob_matches[g] = std::move(matches);
+    }
+
+    // Inodes of every masked file, then the workspace scan for hard links to them and for
+    // files whose owner the user namespace cannot map (copy-up of those fails).
+    Scan scan;
+    g_scan = &scan;
+    for (const auto& root : q.masked_roots) {
+        std::vector<std::string> paths = facts.glob_matches.count(root)
+                                             ? facts.glob_matches[root]
+                                             : std::vector<std::string>{root};
+        for (const auto& p : paths) {
+            scan.count = 0;
+            nftw(p.c_str(), collect_masked, 16, FTW_PHYS);
+        }
+    }
+    struct stat ws_st;
+    if (stat(spec.workspace.c_str(), &ws_st) != 0) {
+        g_scan = nullptr;
+        return "workspace " + spec.workspace + " is not accessible";
+    }
+    const bool same_fs = scan.masked_devs.count(ws_st.st_dev) > 0;
+    scan.hardlinks = &facts.hardlinks_to_masked;
+    scan.max = opts.max_scan_entries;
+    scan.count = 0;
+    scan.uid = opts.caller_uid;
+    scan.gid = static_cast<unsigned>(getegid());
+    scan.all_mapped = opts.all_uids_mapped;
+    if (!same_fs) scan.masked.clear();  // a hard link cannot cross filesystems
+    if (same_fs || !opts.all_uids_mapped) {
+        nftw(spec.workspace.c_str(), scan_workspace, 32, FTW_PHYS | FTW_MOUNT);
+    }
+    g_scan = nullptr;
+    if (scan.truncated && same_fs) {
+        return "workspace has more than " + std::to_string(opts.max_scan_entries) +
+               " entries on the same filesystem as masked secrets: cannot rule out hard links "
+               "to them";
+    }
+    if (scan.truncated) {
+        notes.push_back("workspace ownership scan stopped after " +
+                        std::to_string(opts.max_scan_entries) + " entries");
+    }
+    if (scan.foreign > 0) {
+        notes.push_back(std::to_string(scan.foreign) +
+                        " workspace entries are owned by another user or group (e.g. " +
+                        scan.foreign_example +
+                        "); inside the sandbox they show as nobody and modifying them fails "
+                        "(overlay copy-up cannot preserve an unmapped owner)");
+    }
+    if (!facts.hardlinks_to_masked.empty()) {
+        notes.push_back(std::to_string(facts.hardlinks_to_masked.size()) +
+                        " workspace file(s) are hard links to masked secrets and are masked "
+                        "(e.g. " +
+                        facts.hardlinks_to_masked.front() + ")");
+    }
+    return "";
+}
+
+}  // namespace cordon::sandbox

@@ -1,0 +1,52 @@
+// Per-command resource limits (rlimits; cgroup v2 is not used, see docs/sandbox.md) and the
+// capability drop. Both run in the forked payload, between fork and exec: no allocation.
+#include "steps.hpp"
+
+#include <cerrno>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace cordon::sandbox::steps {
+namespace {
+int set(int resource, std::uint64_t value) {
+    rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
+    return setrlimit(resource, &rl) == 0 ? 0 : errno;
+}
+}  // namespace
+
+int apply_limits(const Limits& l) {
+    if (l.open_files)
+        if (int e = set(RLIMIT_NOFILE, l.open_files)) return e;
+    if (l.cpu_seconds)
+        if (int e = set(RLIMIT_CPU, l.cpu_seconds)) return e;
+    if (l.file_size_bytes)
+        if (int e = set(RLIMIT_FSIZE, l.file_size_bytes)) return e;
+    if (l.max_processes)
+        if (int e = set(RLIMIT_NPROC, l.max_processes)) return e;
+    if (l.memory_bytes) {
+        if (int e = set(RLIMIT_DATA, l.memory_bytes)) return e;
+    }
+    // 1 (not 0): the kernel also skips piped core handlers (core_pattern "|...") at 1, so
+    // a crash never starts a host-side helper on the sandbox's behalf.
+    return set(RLIMIT_CORE, 1);
+}
+
+int drop_capabilities() {
+    for (int cap = 0; cap < 64; ++cap) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            if (errno == EINVAL) break;  // past CAP_LAST_CAP
+            return errno;
+        }
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+        return errno;
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    if (syscall(SYS_capset, &hdr, data) != 0) return errno;
+    return 0;
+}
+
+}  // namespace cordon::sandbox::steps

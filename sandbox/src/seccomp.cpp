@@ -1,0 +1,196 @@
+// Two seccomp filters, compiled once in the init and applied to every payload:
+//  1. an allowlist (default ENOSYS, so unknown and future syscalls fail the way old kernels
+//     do) with explicit EPERM for the dangerous calls; non-native arches kill the process.
+//  2. argument checks (default ALLOW): ioctl TIOCSTI/TIOCLINUX on the low 32 bits (the
+//     kernel truncates the command, so 2^32+TIOCSTI is caught too), clone with any
+//     CLONE_NEW* flag, socket families other than AF_UNIX/AF_INET/AF_INET6.
+// The kernel runs both and keeps the most restrictive verdict.
+#include "steps.hpp"
+
+#include <cerrno>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+namespace cordon::sandbox::steps {
+namespace {
+
+const char* const kAllowed[] = {
+    "read", "write", "open", "close", "stat", "fstat", "lstat", "poll", "lseek", "mmap",
+    "mprotect", "munmap", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl",
+    "pread64", "pwrite64", "readv", "writev", "access", "pipe", "select", "sched_yield",
+    "mremap", "msync", "mincore", "madvise", "shmget", "shmat", "shmctl", "dup", "dup2", "pause",
+    "nanosleep", "getitimer", "alarm", "setitimer", "getpid", "sendfile", "socket", "connect",
+    "accept", "sendto", "recvfrom", "sendmsg", "recvmsg", "shutdown", "bind", "listen",
+    "getsockname", "getpeername", "socketpair", "setsockopt", "getsockopt", "clone", "fork",
+    "vfork", "execve", "exit", "wait4", "kill", "uname", "semget", "semop", "semctl", "shmdt",
+    "msgget", "msgsnd", "msgrcv", "msgctl", "fcntl", "flock", "fsync", "fdatasync", "truncate",
+    "ftruncate", "getdents", "getcwd", "chdir", "fchdir", "rename", "mkdir", "rmdir", "creat",
+    "link", "unlink", "symlink", "readlink", "chmod", "fchmod", "chown", "fchown", "lchown",
+    "umask", "gettimeofday", "getrlimit", "getrusage", "sysinfo", "times", "getuid", "getgid",
+    "setuid", "setgid", "geteuid", "getegid", "setpgid", "getppid", "getpgrp", "setsid",
+    "setreuid", "setregid", "getgroups", "setresuid", "getresuid", "setresgid", "getresgid",
+    "getpgid", "setfsuid", "setfsgid", "getsid", "capget", "capset", "rt_sigpending",
+    "rt_sigtimedwait", "rt_sigqueueinfo", "rt_sigsuspend", "sigaltstack", "utime", "mknod",
+    "statfs", "fstatfs", "getpriority", "setpriority", "sched_setparam", "sched_getparam",
+    "sched_setscheduler", "sched_getscheduler", "sched_get_priority_max",
+    "sched_get_priority_min", "sched_rr_get_interval", "mlock", "munlock", "mlockall",
+    "munlockall", "prctl", "arch_prctl", "setrlimit", "sync", "gettid", "readahead", "setxattr",
+    "lsetxattr", "fsetxattr", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr",
+    "flistxattr", "removexattr", "lremovexattr", "fremovexattr", "tkill", "time", "futex",
+    "sched_setaffinity", "sched_getaffinity", "set_thread_area", "get_thread_area", "io_setup",
+    "io_destroy", "io_getevents", "io_submit", "io_cancel", "getdents64", "set_tid_address",
+    "restart_syscall", "semtimedop", "fadvise64", "timer_create", "timer_settime",
+    "timer_gettime", "timer_getoverrun", "timer_delete", "clock_gettime", "clock_getres",
+    "clock_nanosleep", "exit_group", "epoll_create", "epoll_wait", "epoll_ctl", "tgkill",
+    "utimes", "mbind", "set_mempolicy", "get_mempolicy", "mq_open", "mq_unlink", "mq_timedsend",
+    "mq_timedreceive", "mq_notify", "mq_getsetattr", "waitid", "inotify_init",
+    "inotify_add_watch", "inotify_rm_watch", "openat", "mkdirat", "mknodat", "fchownat",
+    "futimesat", "newfstatat", "unlinkat", "renameat", "linkat", "symlinkat", "readlinkat",
+    "fchmodat", "faccessat", "pselect6", "ppoll", "set_robust_list", "get_robust_list",
+    "splice", "tee", "sync_file_range", "vmsplice", "utimensat", "epoll_pwait", "signalfd",
+    "timerfd_create", "eventfd", "fallocate", "timerfd_settime", "timerfd_gettime", "accept4",
+    "signalfd4", "eventfd2", "epoll_create1", "dup3", "pipe2", "inotify_init1", "preadv",
+    "pwritev", "rt_tgsigqueueinfo", "recvmmsg", "prlimit64", "name_to_handle_at", "syncfs",
+    "sendmmsg", "getcpu", "sched_setattr", "sched_getattr", "renameat2", "seccomp",
+    "getrandom", "memfd_create", "execveat", "membarrier", "copy_file_range", "preadv2",
+    "pwritev2", "pkey_mprotect", "pkey_alloc", "pkey_free", "statx", "rseq",
+    "pidfd_send_signal", "pidfd_open", "pidfd_getfd", "close_range", "openat2", "faccessat2",
+    "epoll_pwait2", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+    "futex_waitv", "process_madvise", "get_mempolicy", "clock_adjtime", "ugetrlimit",
+    "_llseek", "mmap2", "fstat64", "stat64", "lstat64", "fcntl64", "getdents", "send", "recv",
+};
+
+// Newer than libseccomp 2.5.4's tables: x86_64 numbers.
+struct RawSyscall {
+    const char* name;
+    int nr;
+};
+const RawSyscall kAllowedRaw[] = {{"cachestat", 451},   {"fchmodat2", 452},
+                                  {"futex_wake", 454},  {"futex_wait", 455},
+                                  {"futex_requeue", 456}, {"mseal", 462}};
+
+const char* const kDenied[] = {
+    "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "umount",
+    "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick", "open_tree",
+    "move_mount", "mount_setattr", "unshare", "setns", "bpf", "add_key", "keyctl",
+    "request_key", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+    "delete_module", "open_by_handle_at", "setgroups", "kcmp", "acct", "swapon", "swapoff",
+    "reboot", "settimeofday", "clock_settime", "adjtimex", "syslog", "quotactl", "iopl",
+    "ioperm", "modify_ldt", "vhangup", "uselib", "lookup_dcookie", "personality",
+    "sethostname", "setdomainname", "nfsservctl", "migrate_pages", "move_pages"};
+
+int export_filter(scmp_filter_ctx ctx, std::vector<sock_filter>& out) {
+    int fd = memfd_create("cordon-seccomp", MFD_CLOEXEC);
+    if (fd < 0) return errno;
+    int rc = seccomp_export_bpf(ctx, fd);
+    if (rc < 0) {
+        close(fd);
+        return -rc;
+    }
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size <= 0 || size % sizeof(sock_filter) != 0) {
+        close(fd);
+        return EINVAL;
+    }
+    out.resize(static_cast<std::size_t>(size) / sizeof(sock_filter));
+    ssize_t n = pread(fd, out.data(), static_cast<std::size_t>(size), 0);
+    close(fd);
+    return n == size ? 0 : EIO;
+}
+
+struct Ctx {
+    scmp_filter_ctx ctx;
+    ~Ctx() { seccomp_release(ctx); }
+};
+
+}  // namespace
+
+std::variant<SeccompProgram, SetupError> build_seccomp() {
+    auto fail = [](int e, const char* what) {
+        return failure("seccomp", e, what,
+                       "the kernel needs CONFIG_SECCOMP_FILTER=y; libseccomp >= 2.5 required");
+    };
+    SeccompProgram prog;
+    {
+        Ctx c{seccomp_init(SCMP_ACT_ERRNO(ENOSYS))};
+        if (!c.ctx) return fail(ENOMEM, "seccomp_init");
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0);
+        for (const char* name : kAllowed) {
+            int nr = seccomp_syscall_resolve_name(name);
+            if (nr == __NR_SCMP_ERROR || nr < 0) continue;
+            if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ALLOW, nr, 0); rc < 0 && rc != -EEXIST)
+                return fail(-rc, name);
+        }
+#if defined(__x86_64__)
+        for (const auto& raw : kAllowedRaw) {
+            int nr = seccomp_syscall_resolve_name(raw.name);
+            if (nr == __NR_SCMP_ERROR || nr < 0) nr = raw.nr;
+            seccomp_rule_add(c.ctx, SCMP_ACT_ALLOW, nr, 0);
+        }
+#endif
+        for (const char* name : kDenied) {
+            int nr = seccomp_syscall_resolve_name(name);
+            if (nr == __NR_SCMP_ERROR || nr < 0) continue;
+            if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 0); rc < 0)
+                return fail(-rc, name);
+        }
+        // clone3 passes its flags in memory seccomp cannot read: ENOSYS makes libc fall back
+        // to clone(), whose flags the second filter checks.
+        seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+        if (int e = export_filter(c.ctx, prog.allowlist)) return fail(e, "export allowlist");
+    }
+    {
+        Ctx c{seccomp_init(SCMP_ACT_ALLOW)};
+        if (!c.ctx) return fail(ENOMEM, "seccomp_init");
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0);
+        for (unsigned long cmd : {static_cast<unsigned long>(TIOCSTI),
+                                  static_cast<unsigned long>(TIOCLINUX)}) {
+            if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, cmd));
+                rc < 0)
+                return fail(-rc, "ioctl rule");
+        }
+        for (unsigned long flag : {CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+                                   CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET}) {
+            if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                                          SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag));
+                rc < 0)
+                return fail(-rc, "clone rule");
+        }
+        constexpr int kFamilyLimit = 64;  // above AF_MAX of any kernel we know
+        for (int family = 0; family < kFamilyLimit; ++family) {
+            if (family == AF_UNIX || family == AF_INET || family == AF_INET6) continue;
+            if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                                          SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu,
+                                                  static_cast<scmp_datum_t>(family)));
+                rc < 0)
+                return fail(-rc, "socket rule");
+        }
+        if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                                      SCMP_A0(SCMP_CMP_GE, static_cast<scmp_datum_t>(kFamilyLimit)));
+            rc < 0)
+            return fail(-rc, "socket rule");
+        if (int e = export_filter(c.ctx, prog.arguments)) return fail(e, "export arguments");
+    }
+    return prog;
+}
+
+int apply_seccomp(const SeccompProgram& prog) {
+    for (const auto* f : {&prog.arguments, &prog.allowlist}) {
+        sock_fprog fp{static_cast<unsigned short>(f->size()), const_cast<sock_filter*>(f->data())};
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) != 0) return errno;
+    }
+    return 0;
+}
+
+}  // namespace cordon::sandbox::steps

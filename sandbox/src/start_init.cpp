@@ -1,0 +1,141 @@
+// start_init: the server side of session start. Creates the control socketpair, forks and
+// execs cordon-sandbox with an empty environment and only fd 3 (FD-01), sends the spec and
+// waits for InitReady or SetupError. Any failure kills the init: fail closed.
+#include "cordon/sandbox/sandbox.hpp"
+#include "cordon/sandbox/wire.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace cordon::sandbox {
+namespace {
+
+constexpr int kReadyTimeoutMs = 30000;
+
+SetupError error(std::string step, int err, std::string path, std::string fix) {
+    SetupError e;
+    e.step = std::move(step);
+    e.err = err;
+    e.path = std::move(path);
+    e.fix = std::move(fix);
+    return e;
+}
+
+void kill_and_reap(pid_t pid) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+}
+
+}  // namespace
+
+std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
+                                                 const std::string& init_exe) {
+    const std::string encoded = wire::encode(spec);
+    if (encoded.size() > wire::kMaxDatagram)
+        return error("spec", EMSGSIZE, "", "the sandbox spec is too large");
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return error("socketpair", errno, "", "");
+
+    // Everything the child needs is prepared before fork (the server is multi-threaded).
+    std::string arg_fd = "--control-fd=3";
+    std::string arg_parent = "--parent-pid=" + std::to_string(getpid());
+    std::string arg0 = "cordon-sandbox";
+    char* argv[] = {arg0.data(), arg_fd.data(), arg_parent.data(), nullptr};
+    char* envp[] = {nullptr};
+    std::string exec_failed = wire::encode(wire::SetupReply{
+        error("exec", 0, init_exe, "install cordon-sandbox next to cordon and make it executable")});
+    const std::size_t errno_offset = 1 + 4 + 4;  // tag, len("exec"), "exec"
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return error("fork", e, "", "");
+    }
+    if (pid == 0) {
+        if (sv[1] == 3) {
+            fcntl(3, F_SETFD, 0);
+        } else if (dup2(sv[1], 3) != 3) {
+            _exit(127);
+        }
+        syscall(SYS_close_range, 4u, ~0u, 0u);
+        for (int fd = 0; fd < 3; ++fd) close(fd);
+        execve(init_exe.c_str(), argv, envp);
+        std::int32_t e = errno;
+        std::memcpy(exec_failed.data() + errno_offset, &e, sizeof(e));
+        send(3, exec_failed.data(), exec_failed.size(), MSG_NOSIGNAL);
+        _exit(127);
+    }
+    close(sv[1]);
+    const int control = sv[0];
+    auto fail = [&](SetupError e) -> std::variant<InitProcess, SetupError> {
+        kill_and_reap(pid);
+        close(control);
+        return e;
+    };
+    if (int e = wire::send_datagram(control, encoded, {}); e && e != EPIPE)
+        return fail(error("spec", e, "", ""));
+
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now())
+                        .count();
+        if (left <= 0)
+            return fail(error("start", ETIMEDOUT, init_exe,
+                              "the sandbox did not become ready in time"));
+        pollfd pfd{control, POLLIN, 0};
+        int rc = poll(&pfd, 1, static_cast<int>(left));
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0) return fail(error("start", errno, "", ""));
+        if (rc == 0) continue;
+        std::vector<int> fds;
+        int err = 0;
+        auto bytes = wire::recv_datagram(control, fds, err);
+        if (!bytes) {
+            if (err == EINTR || err == EAGAIN) continue;
+            // The init closed with our spec unread: the error comes first, its report after.
+            if (err == ECONNRESET) continue;
+            int status = 0;
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            close(control);
+            return error("init", err ? err : ECHILD, init_exe,
+                         "cordon-sandbox exited before reporting (status " +
+                             std::to_string(status) + ")");
+        }
+        auto reply = wire::decode_setup_reply(*bytes);
+        if (!reply) {
+            for (int f : fds) close(f);
+            return fail(error("start", EBADMSG, "", "unexpected message from cordon-sandbox"));
+        }
+        if (auto* e = std::get_if<SetupError>(&*reply)) {
+            for (int f : fds) close(f);
+            return fail(*e);
+        }
+        InitProcess proc;
+        proc.pid = pid;
+        proc.control_fd = control;
+        proc.ready = std::get<InitReady>(*reply);
+        proc.listener_fds = fds;
+        if (fds.size() != spec.listen_ports.size()) {
+            for (int f : fds) close(f);
+            return fail(error("listen", EPROTO, "", "listener count mismatch"));
+        }
+        return proc;
+    }
+}
+
+}  // namespace cordon::sandbox

@@ -1,0 +1,70 @@
+// Internal: the setup steps of the session init, one file per kernel facility. Each step
+// captures errno at the failing call and returns a SetupError naming itself, the path and a
+// remedy; std::nullopt means success. Used by init/main.cpp, start_init and probe_host.
+#pragma once
+
+#include "cordon/sandbox/mount_plan.hpp"
+#include "cordon/sandbox/sandbox.hpp"
+
+#include <linux/filter.h>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <variant>
+#include <vector>
+
+namespace cordon::sandbox::steps {
+
+using Result = std::optional<SetupError>;
+SetupError failure(std::string step, int err, std::string path = {}, std::string fix = {});
+
+// userns.cpp
+std::string userns_fix(int err);
+// unshare(CLONE_NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS); the caller forks afterwards so
+// its child is pid 1 of the new pid namespace.
+Result enter_namespaces();
+// Writes setgroups=deny, uid_map and gid_map of the current (fresh) user namespace:
+// uid->uid, gid->gid, or the identity of the full range when `full_range` (root).
+Result write_id_maps(uid_t uid, gid_t gid, bool full_range);
+// Enters a nested user + mount namespace so every mount made so far is MNT_LOCKED for
+// whatever runs afterwards (mount_namespaces(7)); maps ids the same way.
+Result lock_mounts(uid_t uid, gid_t gid, bool full_range);
+
+// mount.cpp
+Result make_mounts_private();
+// Mounts a scratch tmpfs on /tmp, pivots into it (host root at /oldroot) and mounts the
+// future root tmpfs at /newroot.
+Result prepare_new_root();
+// Executes the plan: sources under /oldroot, targets under /newroot, every target opened
+// component by component without following symlinks, mounts done on fds.
+Result execute_mount_plan(const MountPlan& plan);
+// Drops the host root and pivots into /newroot.
+Result enter_new_root();
+
+// net.cpp
+Result bring_up_loopback();
+Result set_hostname(const char* name);
+std::variant<std::vector<int>, SetupError> open_listeners(const std::vector<std::uint16_t>& ports);
+
+// seccomp.cpp: two filters, built once, applied per payload after no_new_privs.
+struct SeccompProgram {
+    std::vector<sock_filter> allowlist;  // default ENOSYS, explicit EPERM for dangerous calls
+    std::vector<sock_filter> arguments;  // default ALLOW, EPERM/EAFNOSUPPORT on argument checks
+};
+std::variant<SeccompProgram, SetupError> build_seccomp();
+int apply_seccomp(const SeccompProgram& prog);  // returns 0 or errno; async-signal-safe
+
+// landlock.cpp
+int landlock_abi();  // 0 when unavailable
+struct LandlockRuleset {
+    int fd = -1;
+    int abi = 0;
+};
+std::variant<LandlockRuleset, SetupError> build_landlock(const std::vector<std::string>& writable);
+int apply_landlock(const LandlockRuleset& rs);  // returns 0 or errno; async-signal-safe
+
+// limits.cpp / capabilities
+int apply_limits(const Limits& limits);  // returns 0 or errno
+int drop_capabilities();                 // bounding, ambient, effective/permitted/inheritable
+
+}  // namespace cordon::sandbox::steps

@@ -1,0 +1,118 @@
+// Real sandboxes: start, exec, copy-on-write workspace, lifecycle.
+#include "harness.hpp"
+
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace cordon::sandbox;
+using namespace cordon::sandbox::testing;
+
+TEST_CASE("a session starts and runs /bin/echo", "[sandbox][session]") {
+    TestSandbox sb;
+    REQUIRE(sb.error() == "");
+    auto r = sb.run({"/bin/echo", "hello", "world"});
+    INFO(r.describe());
+    CHECK(r.exit_code() == 0);
+    CHECK(r.out == "hello world\n");
+}
+
+TEST_CASE("argv[0] is resolved through PATH inside the sandbox", "[sandbox][session]") {
+    TestSandbox sb;
+    REQUIRE(sb.error() == "");
+    auto r = sb.run({"echo", "via-path"});
+    INFO(r.describe());
+    CHECK(r.out == "via-path\n");
+    auto missing = sb.run({"no-such-command-cordon"});
+    CHECK(missing.exit_code() == 127);
+    CHECK(missing.error.find("exec") != std::string::npos);
+}
+
+TEST_CASE("writes land in the upper dir, never in the real workspace", "[sandbox][session]") {
+    TestSandbox sb;
+    REQUIRE(sb.error() == "");
+    auto& t = sb.tree();
+    auto r = sb.sh("echo changed > README.md && echo new > created.txt && "
+                   "echo hook > .git/hooks-test && cat README.md");
+    INFO(r.describe());
+    CHECK(r.exit_code() == 0);
+    CHECK(r.out == "changed\n");
+    CHECK(read_file(t.workspace + "/README.md") == "original readme\n");
+    CHECK_FALSE(exists(t.workspace + "/created.txt"));
+    CHECK(read_file(t.state + "/upper/README.md") == "changed\n");
+    CHECK(read_file(t.state + "/upper/created.txt") == "new\n");
+    CHECK(read_file(t.state + "/upper/.git/hooks-test") == "hook\n");
+}
+
+TEST_CASE("cwd, env and the scrubbed environment", "[sandbox][session]") {
+    setenv("CORDON_TEST_SERVER_SECRET", "server-secret-value", 1);
+    TestSandbox sb([](SandboxSpec& s) { s.env["FROM_POLICY"] = "p"; });
+    REQUIRE(sb.error() == "");
+    RunOptions o;
+    o.cwd = sb.spec().workspace + "/src";
+    o.env["FROM_REQUEST"] = "r";
+    auto r = sb.run({"/usr/bin/env"}, o);
+    INFO(r.describe());
+    CHECK(r.out.find("FROM_POLICY=p\n") != std::string::npos);
+    CHECK(r.out.find("FROM_REQUEST=r\n") != std::string::npos);
+    CHECK(r.out.find("HOME=" + sb.spec().host_home + "\n") != std::string::npos);
+    CHECK(r.out.find("server-secret-value") == std::string::npos);
+    CHECK(r.out.find("SSH_AUTH_SOCK") == std::string::npos);
+    auto pwd = sb.run({"/bin/pwd"}, o);
+    CHECK(pwd.out == sb.spec().workspace + "/src\n");
+    unsetenv("CORDON_TEST_SERVER_SECRET");
+}
+
+TEST_CASE("the private home persists across commands, the real home is untouched",
+          "[sandbox][session]") {
+    TestSandbox sb;
+    REQUIRE(sb.error() == "");
+    auto w = sb.sh("echo cache > ~/.cache-file && ls -A ~");
+    INFO(w.describe());
+    CHECK(w.exit_code() == 0);
+    auto r = sb.sh("cat ~/.cache-file");
+    CHECK(r.out == "cache\n");
+    CHECK_FALSE(exists(sb.spec().host_home + "/.cache-file"));
+    CHECK(read_file(sb.spec().state_dir + "/home/.cache-file") == "cache\n");
+    // The toolchain allowlist is visible read-only.
+    auto c = sb.run({sb.spec().host_home + "/.cargo/bin/cargo-fake"});
+    INFO(c.describe());
+    CHECK(c.out == "cargo-fake\n");
+}
+
+TEST_CASE("two sessions on one workspace do not see each other's changes",
+          "[sandbox][session]") {
+    TempTree shared;
+    TempTree other;  // only its state dir is used
+    TestSandbox a(nullptr, &shared);
+    REQUIRE(a.error() == "");
+    TestSandbox b([&other](SandboxSpec& s) { s.state_dir = other.state; }, &shared);
+    REQUIRE(b.error() == "");
+    CHECK(a.sh("echo from-a > mine.txt").exit_code() == 0);
+    auto r = b.sh("cat mine.txt");
+    CHECK(r.exit_code() != 0);
+    CHECK(r.out == "");
+    CHECK(a.sh("cat mine.txt").out == "from-a\n");
+}
+
+TEST_CASE("several commands run at once", "[sandbox][session]") {
+    TestSandbox sb;
+    REQUIRE(sb.error() == "");
+    auto slow = sb.spawn({"/bin/sh", "-c", "sleep 0.5; echo slow"});
+    auto fast = sb.spawn({"/bin/sh", "-c", "echo fast"});
+    auto f = sb.wait(fast);
+    CHECK(f.out == "fast\n");
+    auto s = sb.wait(slow);
+    CHECK(s.out == "slow\n");
+}
+
+TEST_CASE("setup failures name the step and the fix", "[sandbox][session]") {
+    TestSandbox sb([](SandboxSpec& s) { s.workspace = "/nonexistent/cordon/workspace"; });
+    CHECK(sb.error().find("workspace") != std::string::npos);
+    auto r = start_init(SandboxSpec{}, "/nonexistent/cordon-sandbox");
+    REQUIRE(std::holds_alternative<SetupError>(r));
+    CHECK(std::get<SetupError>(r).step == "exec");
+    CHECK(std::get<SetupError>(r).err == ENOENT);
+}
