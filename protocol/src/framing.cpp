@@ -157,6 +157,7 @@ std::optional<FrameEvent> FrameDecoder::next() {
             auto block = avail.substr(0, end);
             pos_ += end + kTerminator.size();
             if (auto err = parse_header_block(block)) {
+                if (state_ == State::header) state_ = State::resync;
                 if (state_ == State::skip_body) {
                     // Drop what of the oversized body is already buffered.
                     auto have = buf_.size() - pos_;
@@ -195,6 +196,20 @@ std::optional<FrameEvent> FrameDecoder::next() {
             compact();
             return std::nullopt;
         }
+        case State::resync: {
+            static constexpr std::string_view kName = "content-length:";
+            auto it = std::search(
+                avail.begin(), avail.end(), kName.begin(), kName.end(),
+                [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+            if (it == avail.end()) {
+                if (avail.size() >= kName.size()) pos_ = buf_.size() - (kName.size() - 1);
+                compact();
+                return std::nullopt;
+            }
+            pos_ += it - avail.begin();
+            state_ = State::header;
+            continue;
+        }
         case State::skip_header: {
             auto end = avail.find(kTerminator);
             if (end == std::string_view::npos) {
@@ -217,7 +232,7 @@ std::optional<FrameEvent> FrameDecoder::finish() {
         return c == '\r' || c == '\n' || c == ' ' || c == '\t';
     });
     bool in_frame = state_ == State::body || state_ == State::skip_body ||
-                    (state_ == State::header && !only_space);
+                    state_ == State::resync || (state_ == State::header && !only_space);
     buf_.clear();
     pos_ = 0;
     state_ = State::header;

@@ -26,6 +26,11 @@ StreamTransport::~StreamTransport() {
     close();
 }
 
+void StreamTransport::stop_reading() {
+    boost::system::error_code ec;
+    if (in_.is_open()) in_.close(ec);
+}
+
 void StreamTransport::close() {
     boost::system::error_code ec;
     if (in_.is_open()) in_.close(ec);
@@ -35,7 +40,7 @@ void StreamTransport::close() {
 asio::awaitable<void>
 StreamTransport::read_loop(std::function<void(protocol::FrameEvent&&)> on_frame) {
     std::string buf(64 * 1024, '\0');
-    for (;;) {
+    while (in_.is_open()) {
         boost::system::error_code ec;
         std::size_t n = co_await in_.async_read_some(asio::buffer(buf),
                                                      asio::redirect_error(asio::use_awaitable, ec));

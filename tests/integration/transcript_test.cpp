@@ -5,10 +5,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
+#include <cstring>
 #include <filesystem>
+#include <set>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace cordon::server;

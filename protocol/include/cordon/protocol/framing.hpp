@@ -3,7 +3,8 @@
 //
 // The decoder never buffers more than one header block (bounded by max_header_bytes) plus
 // one body (bounded by max_body_bytes). A body over the limit is skipped without being
-// stored; a malformed header block is dropped and decoding resynchronises on the next one.
+// stored; a malformed header block is dropped, and decoding resynchronises at the next
+// "Content-Length:" header.
 #pragma once
 
 #include <cstddef>
@@ -54,7 +55,10 @@ class FrameDecoder {
     std::size_t buffered() const { return buf_.size() - pos_; }
 
   private:
-    enum class State { header, body, skip_body, skip_header };
+    // skip_header: dropping an over-long header up to its "\r\n\r\n".
+    // resync: after a malformed header block, dropping bytes (its body, if any) up to the
+    // next "Content-Length:", where the next frame's header must be.
+    enum class State { header, body, skip_body, skip_header, resync };
     std::optional<FrameEvent> parse_header_block(std::string_view block);
     void compact();
 

@@ -53,6 +53,8 @@ class StreamTransport : public MessageSink {
 
     // Completes once everything queued so far is written (or the peer is gone).
     asio::awaitable<void> flush();
+    // Ends read_loop (queued output is still written); close() ends both directions.
+    void stop_reading();
     void close();
 
     std::size_t queued_bytes() const { return queued_bytes_; }
