@@ -1,0 +1,62 @@
+-- cordon.prompts: questions the sandbox asks the user (`sandbox/approve`) and what it
+-- reports (`sandbox/violation`). Both go through Neovim's replaceable UI hooks
+-- (`vim.ui.select`, `vim.notify`), so pickers like telescope or dressing.nvim apply.
+local M = {}
+
+M.choices = {
+  { decision = 'allow-once', label = 'Allow once' },
+  { decision = 'allow-session', label = 'Allow for this session' },
+  { decision = 'deny', label = 'Deny' },
+}
+
+local function text(v)
+  if v == nil or v == vim.NIL then
+    return nil
+  end
+  return (tostring(v):gsub('[%c]', ' '))
+end
+
+--- The question shown for a sandbox/approve request: names the exact host, port and
+--- resolved address.
+function M.approve_prompt(p)
+  local target = text(p.host) or '?'
+  if text(p.port) then
+    target = target .. ':' .. text(p.port)
+  end
+  local q = ('cordon: the sandbox wants %s access to %s'):format(text(p.kind) or 'network', target)
+  if text(p.address) and text(p.address) ~= text(p.host) then
+    q = q .. (' (address %s)'):format(text(p.address))
+  end
+  if text(p.detail) then
+    q = q .. ' — ' .. text(p.detail)
+  end
+  return q
+end
+
+--- Default `sandbox/approve` handler: asks with vim.ui.select; no choice means deny.
+function M.approve(params, reply)
+  vim.ui.select(M.choices, {
+    prompt = M.approve_prompt(params),
+    kind = 'cordon.approve',
+    format_item = function(c)
+      return c.label
+    end,
+  }, function(choice)
+    reply(choice and choice.decision or 'deny')
+  end)
+end
+
+--- Default `sandbox/violation` handler.
+function M.violation(p)
+  vim.notify(('cordon: blocked %s access: %s'):format(text(p.kind) or '?', text(p.detail) or ''), vim.log.levels.WARN)
+end
+
+--- Asks a yes/no question through vim.ui.select; cb(true) only on an explicit yes.
+function M.confirm(question, yes_label, cb)
+  local items = { 'No', yes_label }
+  vim.ui.select(items, { prompt = question, kind = 'cordon.confirm' }, function(choice)
+    cb(choice == yes_label)
+  end)
+end
+
+return M
