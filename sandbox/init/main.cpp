@@ -34,7 +34,7 @@
 using namespace cordon::sandbox;
 
 namespace cordon::sandbox {
-bool cgroup_delegated(std::string& detail);  // probe.cpp
+bool cgroup_delegated(std::string& detail); // probe.cpp
 }
 
 namespace {
@@ -92,7 +92,7 @@ struct Prepared {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    setsid();  // no controlling terminal: TIOCSTI has nothing to push into
+    setsid(); // no controlling terminal: TIOCSTI has nothing to push into
     for (int i = 0; i < 3; ++i) {
         if (dup2(stdio[i], i) < 0) {
             record_error(status_fd, "stdio", "", errno);
@@ -135,7 +135,8 @@ struct Prepared {
         for (const auto& dir : p.path_dirs) {
             std::string full = (dir.empty() ? "." : dir) + "/" + file;
             execve(full.c_str(), p.argv.data(), p.env.data());
-            if (errno == EACCES) eacces = true;
+            if (errno == EACCES)
+                eacces = true;
             else if (errno != ENOENT && errno != ENOTDIR) {
                 err = errno;
                 break;
@@ -154,6 +155,7 @@ struct Prepared {
 // whatever it left behind (daemons, double forks, setsid) and reports its wait status.
 [[noreturn]] void run_reaper(const Session& s, Prepared& p, const int stdio[3], int status_fd) {
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    steps::limit_pid_namespace(steps::sysctl_kernel_dir(), p.limits.max_processes); // see probe
     pid_t payload = fork();
     if (payload == 0) run_payload(s, p, stdio, status_fd);
     if (payload < 0) {
@@ -166,7 +168,8 @@ struct Prepared {
         status_fd = 3;
     }
     syscall(SYS_close_range, 4u, ~0u, 0u);
-    for (int i = 0; i < 3; ++i) close(i);
+    for (int i = 0; i < 3; ++i)
+        close(i);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -176,7 +179,7 @@ struct Prepared {
         pid_t w = waitpid(-1, &st, 0);
         if (w < 0) {
             if (errno == EINTR) continue;
-            break;  // ECHILD: the namespace is empty
+            break; // ECHILD: the namespace is empty
         }
         if (w == payload) {
             main_status = st;
@@ -223,7 +226,8 @@ class CommandLoop {
 
   private:
     [[noreturn]] void shutdown_all(int code) {
-        for (auto& [pid, r] : running_) kill(pid, SIGKILL);
+        for (auto& [pid, r] : running_)
+            kill(pid, SIGKILL);
         _exit(code);
     }
 
@@ -233,7 +237,7 @@ class CommandLoop {
         auto msg = recv_control(s_.control, fds, err);
         if (!msg) {
             if (err == 0 || (err != EAGAIN && err != EINTR && err != EBADMSG && err != EMSGSIZE))
-                shutdown_all(0);  // the server is gone: so is the sandbox
+                shutdown_all(0); // the server is gone: so is the sandbox
             return;
         }
         if (auto* req = std::get_if<ExecRequest>(&*msg)) {
@@ -246,7 +250,8 @@ class CommandLoop {
                 }
             }
         }
-        for (int f : fds) close(f);
+        for (int f : fds)
+            close(f);
     }
 
     void fail(std::uint64_t id, const std::string& error) {
@@ -275,9 +280,11 @@ class CommandLoop {
             p.path_dirs.push_back(path.substr(i, j - i));
             i = j + 1;
         }
-        for (auto& a : p.argv_s) p.argv.push_back(a.data());
+        for (auto& a : p.argv_s)
+            p.argv.push_back(a.data());
         p.argv.push_back(nullptr);
-        for (auto& e : p.env_s) p.env.push_back(e.data());
+        for (auto& e : p.env_s)
+            p.env.push_back(e.data());
         p.env.push_back(nullptr);
         p.cwd = req.cwd.empty() ? s_.spec.workspace : req.cwd;
         p.limits = req.limits;
@@ -311,7 +318,7 @@ class CommandLoop {
             running_.erase(it);
             ExecExited done;
             done.id = r.id;
-            done.wait_status = SIGKILL;  // the reaper died without a record: killed
+            done.wait_status = SIGKILL; // the reaper died without a record: killed
             char buf[1024];
             ssize_t n = read(r.status_fd, buf, sizeof(buf));
             close(r.status_fd);
@@ -331,8 +338,10 @@ class CommandLoop {
                     break;
                 }
             }
-            if (r.killed) done.reason = "killed";
-            else if (!have_status && !WIFSIGNALED(st)) done.wait_status = st;
+            if (r.killed)
+                done.reason = "killed";
+            else if (!have_status && !WIFSIGNALED(st))
+                done.wait_status = st;
             if (WIFSIGNALED(done.wait_status) && done.reason.empty()) {
                 if (WTERMSIG(done.wait_status) == SIGXCPU) done.reason = "cpu-limit";
                 if (WTERMSIG(done.wait_status) == SIGXFSZ) done.reason = "file-size-limit";
@@ -349,7 +358,7 @@ class CommandLoop {
 [[noreturn]] void session_init(Session& s, int parent_alive, std::vector<int> listeners_unused) {
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     pollfd pfd{parent_alive, POLLIN, 0};
-    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP)) _exit(1);  // outer already gone
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP)) _exit(1); // outer already gone
     close(parent_alive);
     auto check = [&s](steps::Result r) {
         if (r) report_and_exit(s.control, *r);
@@ -375,6 +384,23 @@ class CommandLoop {
     s.seccomp = std::move(std::get<steps::SeccompProgram>(sc));
     if (chdir("/") != 0) report_and_exit(s.control, steps::failure("chdir", errno, "/"));
 
+    // Whether per-namespace pid_max works here (Linux >= 6.14): tried once in a throwaway pid
+    // namespace, so a reaper never has to report it.
+    long probe = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    if (probe == 0) _exit(steps::limit_pid_namespace(steps::sysctl_kernel_dir(), 1));
+    int probe_status = -1;
+    if (probe > 0) waitpid(static_cast<pid_t>(probe), &probe_status, 0);
+    const bool pid_max_ok = probe > 0 && WIFEXITED(probe_status) && WEXITSTATUS(probe_status) == 0;
+    if (!pid_max_ok)
+        s.notes.push_back("per-namespace pid_max unavailable (needs Linux >= 6.14): "
+                          "max_processes relies on RLIMIT_NPROC alone");
+    if (s.root)
+        s.notes.push_back(pid_max_ok ? "running as root: RLIMIT_NPROC does not bind uid 0; "
+                                       "each command is capped at max_processes + 300 pids by "
+                                       "its pid namespace's pid_max"
+                                     : "running as root: RLIMIT_NPROC does not bind uid 0 and "
+                                       "pid_max is unavailable, so max_processes is NOT enforced");
+
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -385,12 +411,14 @@ class CommandLoop {
     ready.cgroups = false;
     ready.notes = s.notes;
     auto& fds = std::get<std::vector<int>>(listeners);
-    if (int e = wire::send_datagram(s.control, wire::encode(wire::SetupReply{ready}), fds)) _exit(e);
-    for (int f : fds) close(f);
+    if (int e = wire::send_datagram(s.control, wire::encode(wire::SetupReply{ready}), fds))
+        _exit(e);
+    for (int f : fds)
+        close(f);
     CommandLoop(s).run();
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     // fds 0-2 are closed by start_init: occupy them so received fds never land there.
@@ -409,12 +437,13 @@ int main(int argc, char** argv) {
     }
     fcntl(s.control, F_SETFD, FD_CLOEXEC);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (parent != 0 && getppid() != parent) _exit(1);  // the server died before we armed it
+    if (parent != 0 && getppid() != parent) _exit(1); // the server died before we armed it
 
     std::vector<int> fds;
     int err = 0;
     auto bytes = wire::recv_datagram(s.control, fds, err);
-    for (int f : fds) close(f);
+    for (int f : fds)
+        close(f);
     auto spec = bytes ? wire::decode_spec(*bytes) : std::nullopt;
     if (!spec) report_and_exit(s.control, steps::failure("spec", err ? err : EBADMSG));
     s.spec = std::move(*spec);
@@ -428,33 +457,33 @@ int main(int argc, char** argv) {
         stat(s.spec.workspace.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
         report_and_exit(s.control, steps::failure("workspace", errno ? errno : ENOTDIR,
                                                   s.spec.workspace, "pass an absolute directory"));
+    const mode_t workspace_mode = st.st_mode;
     if (s.spec.state_dir.empty() || s.spec.state_dir[0] != '/' ||
         stat(s.spec.state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        report_and_exit(s.control, steps::failure("state-dir", errno ? errno : ENOTDIR,
-                                                  s.spec.state_dir,
-                                                  "create the session state dir (0700) first"));
+        report_and_exit(s.control,
+                        steps::failure("state-dir", errno ? errno : ENOTDIR, s.spec.state_dir,
+                                       "create the session state dir (0700) first"));
     for (const char* sub : {"/upper", "/work", "/home"}) {
         std::string p = s.spec.state_dir + sub;
         if (mkdir(p.c_str(), 0700) != 0 && errno != EEXIST)
             report_and_exit(s.control, steps::failure("state-dir", errno, p));
     }
+    // The overlay root takes the upper dir's mode: give it the workspace's (the state dir
+    // itself stays 0700).
+    chmod((s.spec.state_dir + "/upper").c_str(), workspace_mode & 07777);
 
     HostFacts facts;
     FactOptions opts;
     opts.caller_uid = s.uid;
     opts.all_uids_mapped = false;
     if (auto e = gather_host_facts(s.spec, opts, facts, s.notes); !e.empty())
-        report_and_exit(s.control,
-                        steps::failure("workspace-scan", EMLINK, s.spec.workspace, e));
+        report_and_exit(s.control, steps::failure("workspace-scan", EMLINK, s.spec.workspace, e));
     s.user = facts.user;
     s.plan = build_mount_plan(s.spec, facts);
     std::string cg;
     if (!cgroup_delegated(cg))
         s.notes.push_back("cgroup v2 limits unavailable (" + cg +
                           "): using rlimits and per-command pid namespaces");
-    if (s.root)
-        s.notes.push_back("running as root: RLIMIT_NPROC does not bind uid 0, so "
-                          "max_processes is not enforced; run cordon as a regular user");
 
     if (auto r = steps::enter_namespaces()) report_and_exit(s.control, *r);
     if (auto r = steps::write_id_maps(s.uid, s.gid, s.root)) report_and_exit(s.control, *r);

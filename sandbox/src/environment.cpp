@@ -3,9 +3,8 @@
 namespace cordon::sandbox {
 
 const std::vector<std::string>& environment_allowlist() {
-    static const std::vector<std::string> names = {"PATH",   "HOME", "USER",   "LOGNAME",
-                                                   "SHELL",  "LANG", "LC_ALL", "TERM",
-                                                   "TZ",     "TMPDIR"};
+    static const std::vector<std::string> names = {"PATH", "HOME",   "USER", "LOGNAME", "SHELL",
+                                                   "LANG", "LC_ALL", "TERM", "TZ",      "TMPDIR"};
     return names;
 }
 
@@ -13,15 +12,14 @@ namespace {
 bool valid_name(const std::string& n) {
     return !n.empty() && n.find('=') == std::string::npos && n.find('\0') == std::string::npos;
 }
-}  // namespace
+} // namespace
 
 std::vector<std::string> build_environment(const EnvironmentBase& base,
                                            const std::map<std::string, std::string>& session,
                                            const std::map<std::string, std::string>& request) {
     std::map<std::string, std::string> env = {
-        {"PATH", base.path}, {"HOME", base.home},   {"USER", base.user},
-        {"LOGNAME", base.user}, {"SHELL", base.shell}, {"LANG", "C.UTF-8"},
-        {"TERM", "dumb"},    {"TMPDIR", "/tmp"},
+        {"PATH", base.path},   {"HOME", base.home}, {"USER", base.user}, {"LOGNAME", base.user},
+        {"SHELL", base.shell}, {"LANG", "C.UTF-8"}, {"TERM", "dumb"},    {"TMPDIR", "/tmp"},
     };
     for (const auto* layer : {&session, &request}) {
         for (const auto& [k, v] : *layer) {
@@ -31,8 +29,9 @@ std::vector<std::string> build_environment(const EnvironmentBase& base,
     }
     std::vector<std::string> out;
     out.reserve(env.size());
-    for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+    for (const auto& [k, v] : env)
+        out.push_back(k + "=" + v);
     return out;
 }
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

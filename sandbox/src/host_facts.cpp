@@ -56,7 +56,8 @@ std::vector<std::string> expand_glob(const std::string& pattern) {
     if (star2 == std::string::npos) {
         glob_t g{};
         if (glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {
-            for (std::size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+            for (std::size_t i = 0; i < g.gl_pathc; ++i)
+                out.emplace_back(g.gl_pathv[i]);
         }
         globfree(&g);
         return out;
@@ -116,16 +117,18 @@ int scan_workspace(const char* path, const struct stat* st, int type, FTW*) {
     return 0;
 }
 
-}  // namespace
+} // namespace
 
 std::string gather_host_facts(const SandboxSpec& spec, const FactOptions& opts, HostFacts& facts,
                               std::vector<std::string>& notes) {
     if (const passwd* pw = getpwuid(geteuid()); pw && pw->pw_name) facts.user = pw->pw_name;
     FactQuery q = fact_query(spec, facts.user);
-    for (const auto& p : q.paths) record(facts, p);
+    for (const auto& p : q.paths)
+        record(facts, p);
     for (const auto& g : q.globs) {
         auto matches = expand_glob(g);
-        for (const auto& m : matches) record(facts, m);
+        for (const auto& m : matches)
+            record(facts, m);
         facts.glob_matches[g] = std::move(matches);
     }
 
@@ -154,7 +157,7 @@ std::string gather_host_facts(const SandboxSpec& spec, const FactOptions& opts, 
     scan.uid = opts.caller_uid;
     scan.gid = static_cast<unsigned>(getegid());
     scan.all_mapped = opts.all_uids_mapped;
-    if (!same_fs) scan.masked.clear();  // a hard link cannot cross filesystems
+    if (!same_fs) scan.masked.clear(); // a hard link cannot cross filesystems
     if (same_fs || !opts.all_uids_mapped) {
         nftw(spec.workspace.c_str(), scan_workspace, 32, FTW_PHYS | FTW_MOUNT);
     }
@@ -184,4 +187,4 @@ std::string gather_host_facts(const SandboxSpec& spec, const FactOptions& opts, 
     return "";
 }
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

@@ -14,7 +14,7 @@
 namespace cordon::sandbox::steps {
 namespace {
 
-struct RulesetAttr {  // the ABI 6 layout; older kernels are given a shorter size
+struct RulesetAttr { // the ABI 6 layout; older kernels are given a shorter size
     std::uint64_t handled_access_fs;
     std::uint64_t handled_access_net;
     std::uint64_t scoped;
@@ -24,21 +24,21 @@ struct PathBeneath {
     std::int32_t parent_fd;
 } __attribute__((packed));
 
-constexpr std::uint64_t kTruncate = 1ull << 14;  // ABI 3
-constexpr std::uint64_t kIoctlDev = 1ull << 15;  // ABI 5
+constexpr std::uint64_t kTruncate = 1ull << 14; // ABI 3
+constexpr std::uint64_t kIoctlDev = 1ull << 15; // ABI 5
 constexpr std::uint64_t kScopeAbstractUnix = 1ull << 0;
 constexpr std::uint64_t kScopeSignal = 1ull << 1;
 constexpr std::uint64_t kRead = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
 
 std::uint64_t fs_rights(int abi) {
-    std::uint64_t r = (1ull << 13) - 1;  // ABI 1: EXECUTE .. MAKE_SYM
+    std::uint64_t r = (1ull << 13) - 1; // ABI 1: EXECUTE .. MAKE_SYM
     if (abi >= 2) r |= LANDLOCK_ACCESS_FS_REFER;
     if (abi >= 3) r |= kTruncate;
     if (abi >= 5) r |= kIoctlDev;
     return r;
 }
 
-}  // namespace
+} // namespace
 
 int landlock_abi() {
     long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
@@ -77,7 +77,8 @@ std::variant<LandlockRuleset, SetupError> build_landlock(const std::vector<std::
         {"/dev", kRead | LANDLOCK_ACCESS_FS_WRITE_FILE | kTruncate | kIoctlDev},
         {"/proc", kRead | LANDLOCK_ACCESS_FS_WRITE_FILE},
     };
-    for (const auto& w : writable) rules.push_back({w, all});
+    for (const auto& w : writable)
+        rules.push_back({w, all});
     for (const auto& r : rules) {
         if (int e = add(r.path, r.access)) {
             close(fd);
@@ -93,4 +94,4 @@ int apply_landlock(const LandlockRuleset& rs) {
     return syscall(SYS_landlock_restrict_self, rs.fd, 0) == 0 ? 0 : errno;
 }
 
-}  // namespace cordon::sandbox::steps
+} // namespace cordon::sandbox::steps

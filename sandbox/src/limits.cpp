@@ -3,6 +3,8 @@
 #include "steps.hpp"
 
 #include <cerrno>
+#include <cstdio>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -11,11 +13,12 @@
 
 namespace cordon::sandbox::steps {
 namespace {
+constexpr std::uint32_t kDefaultMaxProcesses = 4096;
 int set(int resource, std::uint64_t value) {
     rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
     return setrlimit(resource, &rl) == 0 ? 0 : errno;
 }
-}  // namespace
+} // namespace
 
 int apply_limits(const Limits& l) {
     if (l.open_files)
@@ -34,10 +37,24 @@ int apply_limits(const Limits& l) {
     return set(RLIMIT_CORE, 1);
 }
 
+int limit_pid_namespace(int dir, std::uint32_t max_processes) {
+    if (dir < 0) return EBADF;
+    // pid allocation wraps to 300 (RESERVED_PIDS) in a namespace: keep that much headroom
+    // so a long build's sequential forks never run out of numbers.
+    const std::uint64_t value = 300ull + (max_processes ? max_processes : kDefaultMaxProcesses);
+    int fd = openat(dir, "pid_max", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%llu", static_cast<unsigned long long>(value));
+    int e = write(fd, buf, static_cast<std::size_t>(n)) == n ? 0 : errno;
+    close(fd);
+    return e;
+}
+
 int drop_capabilities() {
     for (int cap = 0; cap < 64; ++cap) {
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
-            if (errno == EINVAL) break;  // past CAP_LAST_CAP
+            if (errno == EINVAL) break; // past CAP_LAST_CAP
             return errno;
         }
     }
@@ -49,4 +66,4 @@ int drop_capabilities() {
     return 0;
 }
 
-}  // namespace cordon::sandbox::steps
+} // namespace cordon::sandbox::steps

@@ -16,7 +16,8 @@ namespace cordon::sandbox::steps {
 namespace {
 
 constexpr const char* kBase = "/tmp";
-constexpr const char* kMaskFile = "/mask-file";  // empty, in the scratch root
+constexpr const char* kMaskFile = "/mask-file"; // empty, in the scratch root
+int g_sysctl_kernel = -1; // /proc/sys/kernel of the fresh procfs, before it is made read-only
 
 class Fd {
   public:
@@ -38,7 +39,9 @@ class Fd {
     int fd_;
 };
 
-std::string fd_path(int fd) { return "/oldroot/proc/self/fd/" + std::to_string(fd); }
+std::string fd_path(int fd) {
+    return "/oldroot/proc/self/fd/" + std::to_string(fd);
+}
 
 enum class Want { Existing, Directory, File };
 
@@ -63,8 +66,8 @@ int open_target(int root, const std::string& path, Want want, Fd& out) {
             if (!last || want == Want::Directory) {
                 if (mkdirat(cur.get(), name, 0755) != 0 && errno != EEXIST) return errno;
             } else {
-                int f = openat(cur.get(), name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-                               0444);
+                int f = openat(cur.get(), name,
+                               O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444);
                 if (f < 0) return errno;
                 close(f);
             }
@@ -111,7 +114,8 @@ int bind(const std::string& source, int root, const std::string& target, std::ui
     if (attrs) {
         if (int e = set_attr(tree.get(), attrs, recursive)) return e;
     }
-    if (move_mount(tree.get(), "", dst.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+    if (move_mount(tree.get(), "", dst.get(), "",
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
         return errno;
     return 0;
 }
@@ -165,10 +169,14 @@ Result run(const MountOp& op, int root) {
                   op.data.empty() ? nullptr : op.data.c_str()) != 0) {
             int e = errno;
             if (op.kind == MountKind::Proc)
-                return fail("proc", e, "procfs must be fully visible on the host (no masks over "
-                                       "/proc) for an unprivileged mount");
+                return fail("proc", e,
+                            "procfs must be fully visible on the host (no masks over "
+                            "/proc) for an unprivileged mount");
             return fail(type, e);
         }
+        if (op.kind == MountKind::Proc && g_sysctl_kernel < 0)
+            g_sysctl_kernel =
+                open(("/newroot" + t + "/sys/kernel").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (op.read_only && op.kind == MountKind::Tmpfs) {
             Fd top;
             if (int e = open_target(root, t, Want::Existing, top)) return fail("remount", e);
@@ -236,7 +244,11 @@ Result run(const MountOp& op, int root) {
     return fail("mount-plan", EINVAL);
 }
 
-}  // namespace
+} // namespace
+
+int sysctl_kernel_dir() {
+    return g_sysctl_kernel;
+}
 
 Result make_mounts_private() {
     if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
@@ -253,10 +265,10 @@ Result prepare_new_root() {
     int f = open("mask-file", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
     if (f < 0) return failure("scratch-root", errno, "mask-file");
     close(f);
-    if (syscall(SYS_pivot_root, kBase, "oldroot") != 0)
-        return failure("pivot_root", errno, kBase);
+    if (syscall(SYS_pivot_root, kBase, "oldroot") != 0) return failure("pivot_root", errno, kBase);
     if (chdir("/") != 0) return failure("pivot_root", errno, "/");
-    if (mount("tmpfs", "/newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096"))
+    if (mount("tmpfs", "/newroot", "tmpfs", MS_NOSUID | MS_NODEV,
+              "mode=0755,size=1m,nr_inodes=4096"))
         return failure("new-root", errno, "/newroot");
     return std::nullopt;
 }
@@ -279,4 +291,4 @@ Result enter_new_root() {
     return std::nullopt;
 }
 
-}  // namespace cordon::sandbox::steps
+} // namespace cordon::sandbox::steps

@@ -12,9 +12,8 @@ PathKind HostFacts::kind(const std::string& path) const {
 }
 
 const std::vector<std::string>& system_directories() {
-    static const std::vector<std::string> dirs = {"/usr",   "/bin",  "/sbin", "/lib",
-                                                  "/lib32", "/lib64", "/libx32", "/etc",
-                                                  "/opt"};
+    static const std::vector<std::string> dirs = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
+                                                  "/lib64", "/libx32", "/etc",  "/opt"};
     return dirs;
 }
 
@@ -25,21 +24,41 @@ const std::vector<std::string>& default_home_allowlist() {
 }
 
 const std::vector<std::string>& default_home_denylist() {
-    static const std::vector<std::string> dirs = {
-        ".ssh",        ".aws",         ".gnupg",          ".netrc",
-        ".config/gh",  ".docker",      ".kube",           ".git-credentials",
-        ".npmrc",      ".pypirc",      ".config/gcloud",  ".azure",
-        ".password-store", ".local/share/keyrings", ".cargo/credentials.toml",
-        ".cargo/credentials"};
+    static const std::vector<std::string> dirs = {".ssh",
+                                                  ".aws",
+                                                  ".gnupg",
+                                                  ".netrc",
+                                                  ".config/gh",
+                                                  ".docker",
+                                                  ".kube",
+                                                  ".git-credentials",
+                                                  ".npmrc",
+                                                  ".pypirc",
+                                                  ".config/gcloud",
+                                                  ".azure",
+                                                  ".password-store",
+                                                  ".local/share/keyrings",
+                                                  ".cargo/credentials.toml",
+                                                  ".cargo/credentials"};
     return dirs;
 }
 
 const std::vector<std::string>& default_system_denylist() {
-    static const std::vector<std::string> paths = {
-        "/etc/shadow",  "/etc/shadow-", "/etc/gshadow",          "/etc/gshadow-",
-        "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh/ssh_host_*_key", "/var/lib/sss/pipes",
-        "/var/lib/docker", "/var/lib/containerd", "/var/lib/libvirt", "/var/lib/lxd",
-        "/var/lib/private", "/var/lib/sudo", "/var/cache/private"};
+    static const std::vector<std::string> paths = {"/etc/shadow",
+                                                   "/etc/shadow-",
+                                                   "/etc/gshadow",
+                                                   "/etc/gshadow-",
+                                                   "/etc/sudoers",
+                                                   "/etc/sudoers.d",
+                                                   "/etc/ssh/ssh_host_*_key",
+                                                   "/var/lib/sss/pipes",
+                                                   "/var/lib/docker",
+                                                   "/var/lib/containerd",
+                                                   "/var/lib/libvirt",
+                                                   "/var/lib/lxd",
+                                                   "/var/lib/private",
+                                                   "/var/lib/sudo",
+                                                   "/var/cache/private"};
     return paths;
 }
 
@@ -58,7 +77,8 @@ std::string normalize_path(const std::string& path) {
         i = j + 1;
     }
     std::string out;
-    for (const auto& p : parts) out += "/" + p;
+    for (const auto& p : parts)
+        out += "/" + p;
     return out.empty() ? "/" : out;
 }
 
@@ -79,9 +99,13 @@ bool path_within(const std::string& path, const std::string& dir) {
 
 namespace {
 
-bool is_glob(const std::string& p) { return p.find_first_of("*?[") != std::string::npos; }
+bool is_glob(const std::string& p) {
+    return p.find_first_of("*?[") != std::string::npos;
+}
 
-std::size_t depth(const std::string& p) { return std::count(p.begin(), p.end(), '/'); }
+std::size_t depth(const std::string& p) {
+    return std::count(p.begin(), p.end(), '/');
+}
 
 std::string home_of(const SandboxSpec& spec, const std::string& user) {
     if (!spec.host_home.empty()) return normalize_path(spec.host_home);
@@ -92,8 +116,10 @@ std::string home_of(const SandboxSpec& spec, const std::string& user) {
 std::vector<std::string> deny_patterns(const SandboxSpec& spec, const std::string& home,
                                        const std::string& ws) {
     std::vector<std::string> out;
-    for (const auto& rel : default_home_denylist()) out.push_back(normalize_path(home + "/" + rel));
-    for (const auto& p : default_system_denylist()) out.push_back(p);
+    for (const auto& rel : default_home_denylist())
+        out.push_back(normalize_path(home + "/" + rel));
+    for (const auto& p : default_system_denylist())
+        out.push_back(p);
     for (const auto& p : spec.filesystem.deny_read) {
         auto n = normalize_policy_path(p, home, ws);
         if (!n.empty()) out.push_back(n);
@@ -107,7 +133,7 @@ std::vector<std::string> expand(const std::string& pattern, const HostFacts& fac
     return it == facts.glob_matches.end() ? std::vector<std::string>{} : it->second;
 }
 
-}  // namespace
+} // namespace
 
 FactQuery fact_query(const SandboxSpec& spec, const std::string& user) {
     FactQuery q;
@@ -117,11 +143,16 @@ FactQuery fact_query(const SandboxSpec& spec, const std::string& user) {
         if (p.empty()) return;
         (is_glob(p) ? q.globs : q.paths).push_back(p);
     };
-    for (const auto& d : system_directories()) add(d);
-    for (const char* p : {"/var", "/var/lib", "/var/cache"}) add(p);
-    for (const auto& rel : default_home_allowlist()) add(normalize_path(home + "/" + rel));
-    for (const auto& p : spec.filesystem.allow_read) add(normalize_policy_path(p, home, ws));
-    for (const auto& p : spec.filesystem.allow_write) add(normalize_policy_path(p, home, ws));
+    for (const auto& d : system_directories())
+        add(d);
+    for (const char* p : {"/var", "/var/lib", "/var/cache"})
+        add(p);
+    for (const auto& rel : default_home_allowlist())
+        add(normalize_path(home + "/" + rel));
+    for (const auto& p : spec.filesystem.allow_read)
+        add(normalize_policy_path(p, home, ws));
+    for (const auto& p : spec.filesystem.allow_write)
+        add(normalize_policy_path(p, home, ws));
     for (const auto& p : deny_patterns(spec, home, ws)) {
         add(p);
         q.masked_roots.push_back(p);
@@ -137,7 +168,7 @@ MountPlan build_mount_plan(const SandboxSpec& spec, const HostFacts& facts) {
     const std::string home = home_of(spec, facts.user);
     plan.home = home;
     auto& ops = plan.ops;
-    std::vector<std::string> visible;  // host paths the sandbox can see
+    std::vector<std::string> visible; // host paths the sandbox can see
 
     auto symlink_text = [&facts](const std::string& p) {
         auto it = facts.resolved.find(p);
@@ -175,11 +206,11 @@ MountPlan build_mount_plan(const SandboxSpec& spec, const HostFacts& facts) {
     // 2. Private /tmp, empty /run, minimal /dev, fresh /proc and /sys.
     const std::uint64_t tmp_size = spec.tmp_size_bytes ? spec.tmp_size_bytes : (512ull << 20);
     const std::uint64_t inodes = std::clamp<std::uint64_t>(tmp_size / 8192, 1024, 1u << 20);
-    ops.push_back({MountKind::Tmpfs, "tmpfs", "/tmp",
-                   "mode=1777,size=" + std::to_string(tmp_size) +
-                       ",nr_inodes=" + std::to_string(inodes)});
-    ops.push_back({MountKind::Tmpfs, "tmpfs", "/run", "mode=0755,size=64k,nr_inodes=64", "", "",
-                   true});
+    ops.push_back(
+        {MountKind::Tmpfs, "tmpfs", "/tmp",
+         "mode=1777,size=" + std::to_string(tmp_size) + ",nr_inodes=" + std::to_string(inodes)});
+    ops.push_back(
+        {MountKind::Tmpfs, "tmpfs", "/run", "mode=0755,size=64k,nr_inodes=64", "", "", true});
     ops.push_back({MountKind::Tmpfs, "tmpfs", "/dev", "mode=0755,size=64k,nr_inodes=64"});
     for (const char* n : {"null", "zero", "full", "random", "urandom", "tty"}) {
         std::string p = std::string("/dev/") + n;
@@ -210,7 +241,7 @@ MountPlan build_mount_plan(const SandboxSpec& spec, const HostFacts& facts) {
         ops.push_back(op);
     }
     for (const char* d : {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"}) {
-        MountOp op{MountKind::BindReadOnly, "", d};  // empty source: bind the target onto itself
+        MountOp op{MountKind::BindReadOnly, "", d}; // empty source: bind the target onto itself
         op.optional = true;
         ops.push_back(op);
     }
@@ -232,7 +263,7 @@ MountPlan build_mount_plan(const SandboxSpec& spec, const HostFacts& facts) {
     auto policy_binds = [&](const std::vector<std::string>& list, MountKind kind) {
         for (const auto& raw : list) {
             for (const auto& p : expand(normalize_policy_path(raw, home, ws), facts)) {
-                if (path_within(p, ws)) continue;  // the overlay already shows it
+                if (path_within(p, ws)) continue; // the overlay already shows it
                 PathKind k = facts.kind(p);
                 if (k == PathKind::Missing) continue;
                 std::string src = k == PathKind::Symlink ? symlink_text(p) : p;
@@ -265,7 +296,8 @@ MountPlan build_mount_plan(const SandboxSpec& spec, const HostFacts& facts) {
     auto mask = [&](const std::string& p) {
         PathKind k = facts.kind(p);
         if (k == PathKind::Missing || !is_visible(p) || !done.insert(p).second) return;
-        MountOp op{k == PathKind::Directory ? MountKind::MaskDirectory : MountKind::MaskFile, "", p};
+        MountOp op{k == PathKind::Directory ? MountKind::MaskDirectory : MountKind::MaskFile, "",
+                   p};
         op.optional = true;
         ops.push_back(op);
         plan.masked.push_back(p);
@@ -291,4 +323,4 @@ MountPlan build_mount_plan(const SandboxSpec& spec, const HostFacts& facts) {
     return plan;
 }
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

@@ -48,7 +48,8 @@ std::variant<std::vector<int>, SetupError> open_listeners(const std::vector<std:
             bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(s, 128) != 0) {
             int e = errno;
             if (s >= 0) close(s);
-            for (int f : fds) close(f);
+            for (int f : fds)
+                close(f);
             return failure("listen", e, "127.0.0.1:" + std::to_string(port));
         }
         fds.push_back(s);
@@ -56,4 +57,4 @@ std::variant<std::vector<int>, SetupError> open_listeners(const std::vector<std:
     return fds;
 }
 
-}  // namespace cordon::sandbox::steps
+} // namespace cordon::sandbox::steps

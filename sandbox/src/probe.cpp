@@ -42,7 +42,7 @@ int write_file(const char* path, const std::string& s) {
     return e;
 }
 
-}  // namespace
+} // namespace
 
 bool cgroup_delegated(std::string& detail) {
     std::ifstream in("/proc/self/cgroup");
@@ -143,15 +143,15 @@ std::vector<Facility> probe_host() {
     e = abi > 0 ? in_child([]() -> int {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
         std::uint64_t handled = LANDLOCK_ACCESS_FS_WRITE_FILE;
-        int fd = static_cast<int>(
-            syscall(SYS_landlock_create_ruleset, &handled, sizeof(handled), 0));
+        int fd =
+            static_cast<int>(syscall(SYS_landlock_create_ruleset, &handled, sizeof(handled), 0));
         if (fd < 0) return errno;
         return syscall(SYS_landlock_restrict_self, fd, 0) == 0 ? 0 : errno;
     })
                 : EOPNOTSUPP;
     landlock.available = e == 0;
-    landlock.detail = e == 0 ? "Landlock ABI " + std::to_string(abi)
-                             : std::string("landlock: ") + strerror(e);
+    landlock.detail =
+        e == 0 ? "Landlock ABI " + std::to_string(abi) : std::string("landlock: ") + strerror(e);
     if (e)
         landlock.fix = "boot with CONFIG_SECURITY_LANDLOCK=y and landlock in lsm= (e.g. "
                        "lsm=landlock,lockdown,yama,integrity,apparmor,bpf)";
@@ -161,14 +161,15 @@ std::vector<Facility> probe_host() {
     cgroups.name = "cgroups";
     cgroups.required = false;
     std::string detail;
-    cgroups.available = false;  // per-command cgroup limits are not implemented yet
+    cgroups.available = false; // per-command cgroup limits are not implemented yet
     bool delegated = cgroup_delegated(detail);
     cgroups.detail = detail + (delegated ? " (not used yet: rlimits + pid namespaces)"
                                          : "; fallback: rlimits + pid namespaces");
-    cgroups.fix = delegated ? "" : "run cordon in a delegated cgroup, e.g. systemd-run --user "
-                                   "-p Delegate=yes --scope cordon serve";
+    cgroups.fix = delegated ? ""
+                            : "run cordon in a delegated cgroup, e.g. systemd-run --user "
+                              "-p Delegate=yes --scope cordon serve";
     out.push_back(cgroups);
     return out;
 }
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

@@ -35,7 +35,7 @@ void kill_and_reap(pid_t pid) {
     }
 }
 
-}  // namespace
+} // namespace
 
 std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
                                                  const std::string& init_exe) {
@@ -52,9 +52,9 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
     std::string arg0 = "cordon-sandbox";
     char* argv[] = {arg0.data(), arg_fd.data(), arg_parent.data(), nullptr};
     char* envp[] = {nullptr};
-    std::string exec_failed = wire::encode(wire::SetupReply{
-        error("exec", 0, init_exe, "install cordon-sandbox next to cordon and make it executable")});
-    const std::size_t errno_offset = 1 + 4 + 4;  // tag, len("exec"), "exec"
+    std::string exec_failed = wire::encode(wire::SetupReply{error(
+        "exec", 0, init_exe, "install cordon-sandbox next to cordon and make it executable")});
+    const std::size_t errno_offset = 1 + 4 + 4; // tag, len("exec"), "exec"
 
     pid_t pid = fork();
     if (pid < 0) {
@@ -70,7 +70,8 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
             _exit(127);
         }
         syscall(SYS_close_range, 4u, ~0u, 0u);
-        for (int fd = 0; fd < 3; ++fd) close(fd);
+        for (int fd = 0; fd < 3; ++fd)
+            close(fd);
         execve(init_exe.c_str(), argv, envp);
         std::int32_t e = errno;
         std::memcpy(exec_failed.data() + errno_offset, &e, sizeof(e));
@@ -87,14 +88,15 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
     if (int e = wire::send_datagram(control, encoded, {}); e && e != EPIPE)
         return fail(error("spec", e, "", ""));
 
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);
     for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                         deadline - std::chrono::steady_clock::now())
                         .count();
         if (left <= 0)
-            return fail(error("start", ETIMEDOUT, init_exe,
-                              "the sandbox did not become ready in time"));
+            return fail(
+                error("start", ETIMEDOUT, init_exe, "the sandbox did not become ready in time"));
         pollfd pfd{control, POLLIN, 0};
         int rc = poll(&pfd, 1, static_cast<int>(left));
         if (rc < 0 && errno == EINTR) continue;
@@ -118,11 +120,13 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
         }
         auto reply = wire::decode_setup_reply(*bytes);
         if (!reply) {
-            for (int f : fds) close(f);
+            for (int f : fds)
+                close(f);
             return fail(error("start", EBADMSG, "", "unexpected message from cordon-sandbox"));
         }
         if (auto* e = std::get_if<SetupError>(&*reply)) {
-            for (int f : fds) close(f);
+            for (int f : fds)
+                close(f);
             return fail(*e);
         }
         InitProcess proc;
@@ -131,11 +135,12 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
         proc.ready = std::get<InitReady>(*reply);
         proc.listener_fds = fds;
         if (fds.size() != spec.listen_ports.size()) {
-            for (int f : fds) close(f);
+            for (int f : fds)
+                close(f);
             return fail(error("listen", EPROTO, "", "listener count mismatch"));
         }
         return proc;
     }
 }
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

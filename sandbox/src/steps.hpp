@@ -38,6 +38,9 @@ Result prepare_new_root();
 // Executes the plan: sources under /oldroot, targets under /newroot, every target opened
 // component by component without following symlinks, mounts done on fds.
 Result execute_mount_plan(const MountPlan& plan);
+// O_PATH fd of the session procfs' sys/kernel taken before /proc/sys was made read-only
+// (-1 if none): command reapers write their own pid namespace's pid_max through it.
+int sysctl_kernel_dir();
 // Drops the host root and pivots into /newroot.
 Result enter_new_root();
 
@@ -48,23 +51,27 @@ std::variant<std::vector<int>, SetupError> open_listeners(const std::vector<std:
 
 // seccomp.cpp: two filters, built once, applied per payload after no_new_privs.
 struct SeccompProgram {
-    std::vector<sock_filter> allowlist;  // default ENOSYS, explicit EPERM for dangerous calls
-    std::vector<sock_filter> arguments;  // default ALLOW, EPERM/EAFNOSUPPORT on argument checks
+    std::vector<sock_filter> allowlist; // default ENOSYS, explicit EPERM for dangerous calls
+    std::vector<sock_filter> arguments; // default ALLOW, EPERM/EAFNOSUPPORT on argument checks
 };
 std::variant<SeccompProgram, SetupError> build_seccomp();
-int apply_seccomp(const SeccompProgram& prog);  // returns 0 or errno; async-signal-safe
+int apply_seccomp(const SeccompProgram& prog); // returns 0 or errno; async-signal-safe
 
 // landlock.cpp
-int landlock_abi();  // 0 when unavailable
+int landlock_abi(); // 0 when unavailable
 struct LandlockRuleset {
     int fd = -1;
     int abi = 0;
 };
 std::variant<LandlockRuleset, SetupError> build_landlock(const std::vector<std::string>& writable);
-int apply_landlock(const LandlockRuleset& rs);  // returns 0 or errno; async-signal-safe
+int apply_landlock(const LandlockRuleset& rs); // returns 0 or errno; async-signal-safe
 
 // limits.cpp / capabilities
-int apply_limits(const Limits& limits);  // returns 0 or errno
-int drop_capabilities();                 // bounding, ambient, effective/permitted/inheritable
+int apply_limits(const Limits& limits); // returns 0 or errno
+// Caps the calling pid namespace (the caller is its pid 1) so at most about
+// `max_processes` + 300 pids exist in it: a fork-bomb bound that also holds for uid 0,
+// where RLIMIT_NPROC does not apply. Needs Linux >= 6.14 (per-namespace pid_max).
+int limit_pid_namespace(int sysctl_kernel_dir, std::uint32_t max_processes);
+int drop_capabilities(); // bounding, ambient, effective/permitted/inheritable
 
-}  // namespace cordon::sandbox::steps
+} // namespace cordon::sandbox::steps

@@ -38,7 +38,7 @@ int write_file(const std::string& path, const std::string& content) {
     return err;
 }
 
-}  // namespace
+} // namespace
 
 std::string userns_fix(int err) {
     if (read_small("/proc/sys/kernel/unprivileged_userns_clone").rfind("0", 0) == 0)
@@ -63,7 +63,7 @@ Result enter_namespaces() {
 }
 
 Result write_id_maps(uid_t uid, gid_t gid, bool full_range) {
-    (void)full_range;  // a process cannot map more than its own ids into its own userns
+    (void)full_range; // a process cannot map more than its own ids into its own userns
     const std::string uid_map = std::to_string(uid) + " " + std::to_string(uid) + " 1\n";
     const std::string gid_map = std::to_string(gid) + " " + std::to_string(gid) + " 1\n";
     if (int e = write_file("/proc/self/setgroups", "deny"); e && e != ENOENT)
@@ -91,4 +91,4 @@ Result lock_mounts(uid_t uid, gid_t gid, bool full_range) {
     return r;
 }
 
-}  // namespace cordon::sandbox::steps
+} // namespace cordon::sandbox::steps

@@ -22,10 +22,12 @@ class Writer {
   public:
     void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
     void u32(std::uint32_t v) {
-        for (int i = 0; i < 4; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
+        for (int i = 0; i < 4; ++i)
+            u8(static_cast<std::uint8_t>(v >> (8 * i)));
     }
     void u64(std::uint64_t v) {
-        for (int i = 0; i < 8; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
+        for (int i = 0; i < 8; ++i)
+            u8(static_cast<std::uint8_t>(v >> (8 * i)));
     }
     void i32(std::int32_t v) { u32(static_cast<std::uint32_t>(v)); }
     void str(const std::string& s) {
@@ -34,7 +36,8 @@ class Writer {
     }
     void strings(const std::vector<std::string>& v) {
         u32(static_cast<std::uint32_t>(v.size()));
-        for (const auto& s : v) str(s);
+        for (const auto& s : v)
+            str(s);
     }
     void map(const std::map<std::string, std::string>& m) {
         u32(static_cast<std::uint32_t>(m.size()));
@@ -69,12 +72,14 @@ class Reader {
     }
     std::uint32_t u32() {
         std::uint32_t v = 0;
-        for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(u8()) << (8 * i);
+        for (int i = 0; i < 4; ++i)
+            v |= static_cast<std::uint32_t>(u8()) << (8 * i);
         return v;
     }
     std::uint64_t u64() {
         std::uint64_t v = 0;
-        for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(u8()) << (8 * i);
+        for (int i = 0; i < 8; ++i)
+            v |= static_cast<std::uint64_t>(u8()) << (8 * i);
         return v;
     }
     std::int32_t i32() { return static_cast<std::int32_t>(u32()); }
@@ -91,7 +96,8 @@ class Reader {
         // Each element takes at least 4 bytes: reject counts the datagram cannot hold.
         if (!need_count(n, 4)) return v;
         v.reserve(n);
-        for (std::uint32_t i = 0; i < n && ok_; ++i) v.push_back(str());
+        for (std::uint32_t i = 0; i < n && ok_; ++i)
+            v.push_back(str());
         return v;
     }
     std::map<std::string, std::string> map() {
@@ -136,7 +142,7 @@ template <typename T> std::optional<T> finish(Reader& r, T value) {
     return value;
 }
 
-}  // namespace
+} // namespace
 
 std::string encode(const ControlMessage& msg) {
     Writer w;
@@ -216,7 +222,8 @@ std::string encode(const SandboxSpec& s) {
     w.map(s.env);
     w.u64(s.tmp_size_bytes);
     w.u32(static_cast<std::uint32_t>(s.listen_ports.size()));
-    for (auto p : s.listen_ports) w.u32(p);
+    for (auto p : s.listen_ports)
+        w.u32(p);
     w.u8(s.require_landlock ? 1 : 0);
     return w.take();
 }
@@ -342,21 +349,23 @@ std::optional<std::string> recv_datagram(int fd, std::vector<int>& fds, int& err
         }
     }
     if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-        for (int f : fds) close(f);
+        for (int f : fds)
+            close(f);
         fds.clear();
         err = EMSGSIZE;
         return std::nullopt;
     }
     if (n == 0) {
-        for (int f : fds) close(f);
+        for (int f : fds)
+            close(f);
         fds.clear();
-        return std::nullopt;  // EOF: SEQPACKET peers never send empty datagrams here
+        return std::nullopt; // EOF: SEQPACKET peers never send empty datagrams here
     }
     buf.resize(static_cast<std::size_t>(n));
     return buf;
 }
 
-}  // namespace cordon::sandbox::wire
+} // namespace cordon::sandbox::wire
 
 namespace cordon::sandbox {
 
@@ -369,7 +378,8 @@ std::optional<ControlMessage> recv_control(int fd, std::vector<int>& fds, int& e
         auto bytes = wire::recv_datagram(fd, fds, err);
         if (!bytes) return std::nullopt;
         if (auto msg = wire::decode_control(*bytes)) return msg;
-        for (int f : fds) close(f);
+        for (int f : fds)
+            close(f);
         fds.clear();
         err = EBADMSG;
         return std::nullopt;
@@ -383,4 +393,4 @@ std::string SetupError::message() const {
     return m;
 }
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

@@ -82,10 +82,9 @@ TEST_CASE("the private home persists across commands, the real home is untouched
     CHECK(c.out == "cargo-fake\n");
 }
 
-TEST_CASE("two sessions on one workspace do not see each other's changes",
-          "[sandbox][session]") {
+TEST_CASE("two sessions on one workspace do not see each other's changes", "[sandbox][session]") {
     TempTree shared;
-    TempTree other;  // only its state dir is used
+    TempTree other; // only its state dir is used
     TestSandbox a(nullptr, &shared);
     REQUIRE(a.error() == "");
     TestSandbox b([&other](SandboxSpec& s) { s.state_dir = other.state; }, &shared);

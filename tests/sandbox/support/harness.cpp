@@ -18,8 +18,12 @@
 
 namespace cordon::sandbox::testing {
 
-std::string init_exe() { return CORDON_SANDBOX_EXE; }
-std::string attack_exe() { return CORDON_ATTACK_EXE; }
+std::string init_exe() {
+    return CORDON_SANDBOX_EXE;
+}
+std::string attack_exe() {
+    return CORDON_ATTACK_EXE;
+}
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -80,7 +84,7 @@ int make_writable(const char* path, const struct stat* st, int type, FTW*) {
     return 0;
 }
 
-}  // namespace
+} // namespace
 
 TempTree::TempTree() {
     const char* base = getenv("TMPDIR");
@@ -125,7 +129,9 @@ std::string RunResult::describe() const {
     if (!reason.empty()) ss << " reason=" << reason;
     if (!error.empty()) ss << " error=" << error;
     if (timed_out) ss << " TIMED OUT";
-    ss << "\n--- stdout ---\n" << out.substr(0, 4000) << "\n--- stderr ---\n" << err.substr(0, 4000);
+    ss << "\n--- stdout ---\n"
+       << out.substr(0, 4000) << "\n--- stderr ---\n"
+       << err.substr(0, 4000);
     return ss.str();
 }
 
@@ -157,7 +163,8 @@ TestSandbox::~TestSandbox() {
         if (p.out >= 0) close(p.out);
         if (p.err >= 0) close(p.err);
     }
-    for (int f : init_.listener_fds) close(f);
+    for (int f : init_.listener_fds)
+        close(f);
     if (init_.control_fd >= 0) close(init_.control_fd);
     if (init_.pid > 0) {
         ::kill(init_.pid, SIGKILL);
@@ -165,7 +172,9 @@ TestSandbox::~TestSandbox() {
     }
 }
 
-std::string TestSandbox::attack_path() const { return spec_.workspace + "/bin/cordon-attack"; }
+std::string TestSandbox::attack_path() const {
+    return spec_.workspace + "/bin/cordon-attack";
+}
 
 std::uint64_t TestSandbox::spawn(const std::vector<std::string>& argv, const RunOptions& opts) {
     int in[2], out[2], err[2];
@@ -211,7 +220,8 @@ void TestSandbox::pump(int timeout_ms) {
         std::vector<int> fds;
         int err = 0;
         auto msg = recv_control(init_.control_fd, fds, err);
-        for (int f : fds) close(f);
+        for (int f : fds)
+            close(f);
         if (!msg) throw std::runtime_error("control socket closed: " + std::string(strerror(err)));
         if (auto* done = std::get_if<ExecExited>(&*msg)) {
             Pending& p = pending_[done->id];
@@ -253,7 +263,9 @@ RunResult TestSandbox::wait(std::uint64_t id, int timeout_ms) {
     return r;
 }
 
-void TestSandbox::kill(std::uint64_t id) { send_control(init_.control_fd, KillRequest{id}); }
+void TestSandbox::kill(std::uint64_t id) {
+    send_control(init_.control_fd, KillRequest{id});
+}
 
 RunResult TestSandbox::run(const std::vector<std::string>& argv, const RunOptions& opts) {
     return wait(spawn(argv, opts), opts.timeout_ms);
@@ -270,4 +282,4 @@ RunResult TestSandbox::attack(const std::string& name, const std::vector<std::st
     return run(argv, opts);
 }
 
-}  // namespace cordon::sandbox::testing
+} // namespace cordon::sandbox::testing

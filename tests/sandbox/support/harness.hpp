@@ -19,7 +19,7 @@ namespace cordon::sandbox::testing {
 std::string init_exe();
 std::string attack_exe();
 
-std::string read_file(const std::string& path);  // "" when missing
+std::string read_file(const std::string& path); // "" when missing
 void write_file(const std::string& path, const std::string& content, int mode = 0644);
 bool exists(const std::string& path);
 
@@ -33,10 +33,10 @@ struct TempTree {
 };
 
 // Fake secrets written into the fake $HOME, with their exact bytes.
-extern const std::map<std::string, std::string> kFakeSecrets;  // home-relative path -> bytes
+extern const std::map<std::string, std::string> kFakeSecrets; // home-relative path -> bytes
 
 struct RunOptions {
-    std::string cwd;  // default: the workspace
+    std::string cwd; // default: the workspace
     std::map<std::string, std::string> env;
     Limits limits;
     std::string stdin_data;
@@ -48,14 +48,15 @@ struct RunResult {
     std::string out, err;
     std::string reason, error;
     bool timed_out = false;
-    int exit_code() const;  // -1 when killed by a signal
+    int exit_code() const; // -1 when killed by a signal
     std::string describe() const;
 };
 
 class TestSandbox {
   public:
     // `customize` may edit the spec (policy, limits) before start.
-    explicit TestSandbox(std::function<void(SandboxSpec&)> customize = {}, TempTree* tree = nullptr);
+    explicit TestSandbox(std::function<void(SandboxSpec&)> customize = {},
+                         TempTree* tree = nullptr);
     ~TestSandbox();
     TestSandbox(const TestSandbox&) = delete;
     TestSandbox& operator=(const TestSandbox&) = delete;
@@ -95,4 +96,4 @@ class TestSandbox {
     std::map<std::uint64_t, Pending> pending_;
 };
 
-}  // namespace cordon::sandbox::testing
+} // namespace cordon::sandbox::testing

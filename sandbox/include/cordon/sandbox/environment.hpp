@@ -11,8 +11,8 @@
 namespace cordon::sandbox {
 
 struct EnvironmentBase {
-    std::string home;  // $HOME inside the sandbox
-    std::string user;  // USER / LOGNAME
+    std::string home; // $HOME inside the sandbox
+    std::string user; // USER / LOGNAME
     std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     std::string shell = "/bin/sh";
 };
@@ -26,4 +26,4 @@ std::vector<std::string> build_environment(const EnvironmentBase& base,
                                            const std::map<std::string, std::string>& session,
                                            const std::map<std::string, std::string>& request);
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

@@ -24,27 +24,27 @@ enum class PathKind { Missing, Directory, File, Symlink, Other };
 // What the planner needs to know about the host. Filled by gather_host_facts() (syscalls),
 // or by hand in tests.
 struct HostFacts {
-    std::string user = "user";  // login name of the caller (USER, default home)
-    std::map<std::string, PathKind> kinds;             // lstat() of host paths
-    std::map<std::string, std::string> resolved;       // realpath() of symlinks
-    std::map<std::string, std::vector<std::string>> glob_matches;  // pattern -> paths
-    std::vector<std::string> hardlinks_to_masked;      // workspace files sharing a masked inode
+    std::string user = "user";                   // login name of the caller (USER, default home)
+    std::map<std::string, PathKind> kinds;       // lstat() of host paths
+    std::map<std::string, std::string> resolved; // realpath() of symlinks
+    std::map<std::string, std::vector<std::string>> glob_matches; // pattern -> paths
+    std::vector<std::string> hardlinks_to_masked; // workspace files sharing a masked inode
     PathKind kind(const std::string& path) const;
 };
 
 enum class MountKind {
-    BindReadOnly,   // recursive bind, then recursively MS_RDONLY|MS_NOSUID|MS_NODEV
-    BindReadWrite,  // recursive bind, MS_NOSUID|MS_NODEV
-    Tmpfs,          // data = tmpfs options; read_only: remounted read-only at once
-    Proc,           // fresh procfs of the session's pid namespace
-    Sysfs,          // fresh sysfs of the session's net namespace, read-only
-    Devpts,         // newinstance devpts
-    DevNode,        // bind one host device node onto an empty file
-    Overlay,        // lower = source, upper/work from `upper` / `work`
-    Symlink,        // target -> source (link text)
-    MaskDirectory,  // empty read-only tmpfs over a directory
-    MaskFile,       // empty read-only file bound over a file
-    RemountReadOnly,  // make an already mounted target read-only (non-recursive)
+    BindReadOnly,    // recursive bind, then recursively MS_RDONLY|MS_NOSUID|MS_NODEV
+    BindReadWrite,   // recursive bind, MS_NOSUID|MS_NODEV
+    Tmpfs,           // data = tmpfs options; read_only: remounted read-only at once
+    Proc,            // fresh procfs of the session's pid namespace
+    Sysfs,           // fresh sysfs of the session's net namespace, read-only
+    Devpts,          // newinstance devpts
+    DevNode,         // bind one host device node onto an empty file
+    Overlay,         // lower = source, upper/work from `upper` / `work`
+    Symlink,         // target -> source (link text)
+    MaskDirectory,   // empty read-only tmpfs over a directory
+    MaskFile,        // empty read-only file bound over a file
+    RemountReadOnly, // make an already mounted target read-only (non-recursive)
 };
 
 struct MountOp {
@@ -56,19 +56,19 @@ struct MountOp {
     MountKind kind = MountKind::BindReadOnly;
     std::string source;
     std::string target;
-    std::string data;   // fs options (tmpfs size, ...)
-    std::string upper;  // Overlay only
-    std::string work;   // Overlay only
+    std::string data;  // fs options (tmpfs size, ...)
+    std::string upper; // Overlay only
+    std::string work;  // Overlay only
     bool read_only = false;
-    bool optional = false;  // a missing source/target is skipped, not an error
+    bool optional = false; // a missing source/target is skipped, not an error
     bool operator==(const MountOp&) const = default;
 };
 
 struct MountPlan {
     std::vector<MountOp> ops;
-    std::string home;                    // $HOME inside the sandbox
-    std::vector<std::string> writable;   // Landlock write roots (inside the sandbox)
-    std::vector<std::string> masked;     // every path masked (for tests and notes)
+    std::string home;                  // $HOME inside the sandbox
+    std::vector<std::string> writable; // Landlock write roots (inside the sandbox)
+    std::vector<std::string> masked;   // every path masked (for tests and notes)
 };
 
 // Host directories bound read-only into every sandbox (when they exist).
@@ -92,7 +92,7 @@ bool path_within(const std::string& path, const std::string& dir);
 struct FactQuery {
     std::vector<std::string> paths;
     std::vector<std::string> globs;
-    std::vector<std::string> masked_roots;  // deny paths whose inodes hard links may share
+    std::vector<std::string> masked_roots; // deny paths whose inodes hard links may share
 };
 FactQuery fact_query(const SandboxSpec& spec, const std::string& user);
 
@@ -110,4 +110,4 @@ struct FactOptions {
 std::string gather_host_facts(const SandboxSpec& spec, const FactOptions& opts, HostFacts& facts,
                               std::vector<std::string>& notes);
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

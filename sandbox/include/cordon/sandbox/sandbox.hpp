@@ -30,8 +30,8 @@ struct FilesystemPolicy {
 
 struct Limits {
     std::uint64_t timeout_ms = 120000;
-    std::uint64_t memory_bytes = 0;    // 0: no limit
-    std::uint32_t max_processes = 0;   // 0: default (RLIMIT_NPROC / pids.max)
+    std::uint64_t memory_bytes = 0;  // 0: no limit
+    std::uint32_t max_processes = 0; // 0: default (RLIMIT_NPROC / pids.max)
     std::uint64_t max_output_bytes = 1u << 20;
     std::uint64_t cpu_seconds = 0;     // 0: no limit (RLIMIT_CPU)
     std::uint64_t file_size_bytes = 0; // 0: no limit (RLIMIT_FSIZE)
@@ -40,13 +40,13 @@ struct Limits {
 
 // Everything the init needs to build one session's sandbox.
 struct SandboxSpec {
-    std::string workspace;  // absolute, canonical path of the real workspace
-    std::string state_dir;  // session state dir (created by the server, 0700):
-                            // upper/, work/, home/ live beneath it
-    std::string host_home;  // the user's real $HOME (masked; toolchain dirs allowed)
+    std::string workspace; // absolute, canonical path of the real workspace
+    std::string state_dir; // session state dir (created by the server, 0700):
+                           // upper/, work/, home/ live beneath it
+    std::string host_home; // the user's real $HOME (masked; toolchain dirs allowed)
     FilesystemPolicy filesystem;
     Limits limits;
-    std::map<std::string, std::string> env;  // policy env, added to the allowlisted env
+    std::map<std::string, std::string> env; // policy env, added to the allowlisted env
     std::uint64_t tmp_size_bytes = 512ull << 20;
     // Loopback ports inside the sandbox's net namespace on which the init creates
     // listening sockets and hands them to the server (network proxy). Empty: none.
@@ -62,21 +62,21 @@ struct SandboxSpec {
 // A setup failure: which step, errno captured at the failing call, the path involved,
 // and what the user can do about it.
 struct SetupError {
-    std::string step;  // e.g. "userns", "overlay", "seccomp", "landlock", "pivot_root"
-    int err = 0;       // errno
+    std::string step; // e.g. "userns", "overlay", "seccomp", "landlock", "pivot_root"
+    int err = 0;      // errno
     std::string path;
-    std::string fix;   // human-readable remedy
+    std::string fix; // human-readable remedy
     std::string message() const;
 };
 
 // --- host probe (cordon doctor, initialize capabilities) ---------------------------------
 
 struct Facility {
-    std::string name;  // "userns", "overlay", "seccomp", "landlock", "cgroups"
+    std::string name; // "userns", "overlay", "seccomp", "landlock", "cgroups"
     bool available = false;
-    bool required = true;  // cgroups is optional: rlimits + pid namespaces are the fallback
-    std::string detail;    // e.g. "Landlock ABI 6"
-    std::string fix;       // empty when available
+    bool required = true; // cgroups is optional: rlimits + pid namespaces are the fallback
+    std::string detail;   // e.g. "Landlock ABI 6"
+    std::string fix;      // empty when available
 };
 
 // Probes the host for each facility by trying it for real (in a short-lived child).
@@ -86,16 +86,16 @@ std::vector<Facility> probe_host();
 
 // What the init reports once its sandbox is built.
 struct InitReady {
-    int landlock_abi = 0;          // ABI applied to payloads (0: none available)
-    bool cgroups = false;          // per-command cgroup limits in force
-    std::vector<std::string> notes;  // degradations worth telling the user
+    int landlock_abi = 0;           // ABI applied to payloads (0: none available)
+    bool cgroups = false;           // per-command cgroup limits in force
+    std::vector<std::string> notes; // degradations worth telling the user
 };
 
 struct InitProcess {
-    int pid = -1;         // host pid of the cordon-sandbox process
-    int control_fd = -1;  // SOCK_SEQPACKET, CLOEXEC, owned by the caller
+    int pid = -1;        // host pid of the cordon-sandbox process
+    int control_fd = -1; // SOCK_SEQPACKET, CLOEXEC, owned by the caller
     InitReady ready;
-    std::vector<int> listener_fds;  // one per SandboxSpec::listen_ports, same order
+    std::vector<int> listener_fds; // one per SandboxSpec::listen_ports, same order
 };
 
 // Starts `init_exe` (the cordon-sandbox binary) for `spec` with an empty environment and
@@ -109,9 +109,9 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
 // server -> init. Carries 3 fds (stdin read end, stdout write end, stderr write end).
 struct ExecRequest {
     std::uint64_t id = 0;
-    std::vector<std::string> argv;  // argv[0] resolved via PATH inside the sandbox
-    std::map<std::string, std::string> env;  // extra env on top of the session env
-    std::string cwd;                // absolute path inside the sandbox
+    std::vector<std::string> argv;          // argv[0] resolved via PATH inside the sandbox
+    std::map<std::string, std::string> env; // extra env on top of the session env
+    std::string cwd;                        // absolute path inside the sandbox
     Limits limits;
 };
 
@@ -128,9 +128,9 @@ struct ExecStarted {
 // init -> server: command `id` ended; every process of its tree is gone.
 struct ExecExited {
     std::uint64_t id = 0;
-    int wait_status = 0;  // as from waitpid
-    std::string reason;   // "" or "memory-limit" / "pids-limit" when a limit killed it
-    std::string error;    // non-empty: the command could not be started (setup step)
+    int wait_status = 0; // as from waitpid
+    std::string reason;  // "" or "memory-limit" / "pids-limit" when a limit killed it
+    std::string error;   // non-empty: the command could not be started (setup step)
 };
 
 using ControlMessage = std::variant<ExecRequest, KillRequest, ExecStarted, ExecExited>;
@@ -142,4 +142,4 @@ int send_control(int fd, const ControlMessage& msg, const std::vector<int>& fds 
 // Returns std::nullopt on EOF (peer gone); sets `err` on failure (EAGAIN included).
 std::optional<ControlMessage> recv_control(int fd, std::vector<int>& fds, int& err);
 
-}  // namespace cordon::sandbox
+} // namespace cordon::sandbox

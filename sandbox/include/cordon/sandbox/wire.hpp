@@ -40,4 +40,4 @@ int send_datagram(int fd, std::string_view bytes, const std::vector<int>& fds);
 // Receives one datagram; received fds are CLOEXEC. std::nullopt with err == 0 on EOF.
 std::optional<std::string> recv_datagram(int fd, std::vector<int>& fds, int& err);
 
-}  // namespace cordon::sandbox::wire
+} // namespace cordon::sandbox::wire
