@@ -1,0 +1,153 @@
+// EgressGate: the one place that decides whether a connection to host:port may be made,
+// shared by the proxy (ProxyServer) and `fetch`. One gate per session.
+//
+// authorize(host, port, via) does, in this order:
+//   1. policy.check_host (no DNS yet): deny -> refused; allow -> step 3; ask -> step 2.
+//   2. a remembered `allow-session` for host:port, else ONE question to `ask` (concurrent
+//      requests for the same host:port share it); no answer within ask_timeout -> deny.
+//      A name that is denied (by rule, by the user, or by timeout) is never resolved.
+//   3. resolve the name ONCE (IP literals are not resolved) through the resolver hook.
+//   4. check EVERY address (policy.check_address). A non-global address not listed by the
+//      policy needs the user's approval of that exact host + address (a second question
+//      naming the address; allow-session remembers host+address); otherwise refused.
+//   5. return the checked addresses: the caller dials exactly these (pinned, no second
+//      lookup), so DNS rebinding cannot swap in another address.
+// Each refusal calls `violation` with {kind:"network", host, port, address?, reason, rule,
+// via} and returns allowed=false with the reason.
+//
+// Thread-safety: single-threaded; use on the executor given to the constructor.
+#pragma once
+
+#include "cordon/server/net/policy.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace cordon::server::net {
+
+namespace asio = boost::asio;
+
+// The user's answer to sandbox/approve.
+enum class Decision { allow_once, allow_session, deny };
+const char* to_string(Decision d);
+// "allow-once" | "allow-session" | anything else -> deny.
+Decision parse_decision(std::string_view s);
+
+// One question for the user. Maps to sandbox/approve {kind:"network", host, port, address?,
+// detail}; `via` ("http", "connect", "socks5", "fetch") and `reason` belong in `detail`.
+struct ApprovalQuestion {
+    std::string host; // canonical
+    std::uint16_t port = 0;
+    std::optional<std::string> address; // set when the question is about a resolved address
+    std::string via;
+    std::string reason; // why the policy did not decide by itself
+};
+json to_json(const ApprovalQuestion& q); // {kind:"network", host, port, address?, detail}
+
+// Asks the user. Should return deny when the client has no approvals capability. May throw
+// (treated as deny). The gate applies its own timeout.
+using AskFn = std::function<asio::awaitable<Decision>(ApprovalQuestion)>;
+// Receives every refusal: {kind:"network", host, port, address?, reason, rule, via}.
+using ViolationFn = std::function<void(const json& detail)>;
+// Resolves a canonical name to addresses (throws boost::system::system_error on failure).
+using ResolveFn = std::function<asio::awaitable<std::vector<Address>>(std::string name)>;
+
+// The default resolver: asio's getaddrinfo-based tcp::resolver.
+ResolveFn system_resolver(asio::any_io_executor ex);
+
+struct EgressOptions {
+    std::chrono::milliseconds ask_timeout{60000};
+    // This host's interface addresses are refused like loopback; refreshed this often.
+    std::chrono::seconds interface_refresh{10};
+};
+
+struct Authorization {
+    bool allowed = false;
+    std::vector<asio::ip::tcp::endpoint> endpoints; // checked, pinned; dial these only
+    std::string reason;                             // why refused (or which rule allowed)
+    std::string rule;
+    std::optional<std::string> address; // the address that was refused, if any
+    std::string decision; // "policy", "allow-once", "allow-session", "deny", "timeout"
+    bool failed = false;  // refused for a non-policy reason (name did not resolve): no
+                          // violation is reported; proxies answer 502, not 403
+};
+
+class EgressGate {
+  public:
+    EgressGate(asio::any_io_executor ex, NetworkPolicy policy, AskFn ask, ViolationFn violation,
+               EgressOptions opts = {});
+
+    asio::awaitable<Authorization> authorize(const Host& host, std::uint16_t port, std::string via);
+
+    // Replaces the resolver (tests count lookups or map names to 127.0.0.1 with it).
+    void set_resolver(ResolveFn r) { resolve_ = std::move(r); }
+    // Replaces the policy (e.g. after the user edited the config); approvals are kept.
+    void set_policy(NetworkPolicy p) { policy_ = std::move(p); }
+    const NetworkPolicy& policy() const { return policy_; }
+    // Sets the interface addresses explicitly (tests); disables the periodic refresh.
+    void set_own_addresses(std::vector<Address> a);
+
+    // Name lookups performed so far (NET-02 tests assert none happen for denied names).
+    std::uint64_t lookups() const { return lookups_; }
+    // Questions actually sent to `ask` (shared questions count once).
+    std::uint64_t questions() const { return questions_; }
+
+    asio::any_io_executor get_executor() const { return ex_; }
+
+  private:
+    struct Pending;
+    struct Answer {
+        Decision decision;
+        bool timed_out;
+    };
+    asio::awaitable<Answer> ask_shared(ApprovalQuestion q, std::string key);
+    Authorization refuse(const Host& h, std::uint16_t port, const std::string& via,
+                         std::string reason, std::string rule, std::optional<std::string> address,
+                         std::string decision);
+    const std::vector<Address>& own_addresses();
+
+    asio::any_io_executor ex_;
+    NetworkPolicy policy_;
+    AskFn ask_;
+    ViolationFn violation_;
+    EgressOptions opts_;
+    ResolveFn resolve_;
+    std::set<std::string> session_allowed_; // "host:port" and "host:port|address"
+    std::map<std::string, std::shared_ptr<Pending>> pending_;
+    std::vector<Address> own_;
+    bool own_fixed_ = false;
+    std::chrono::steady_clock::time_point own_at_{};
+    std::uint64_t lookups_ = 0;
+    std::uint64_t questions_ = 0;
+};
+
+// One line of the request log (for the audit log): every proxied request / tunnel / fetch.
+struct RequestRecord {
+    std::string via;    // "http", "connect", "socks5", "fetch"
+    std::string method; // HTTP method, "CONNECT" for tunnels and SOCKS
+    std::string host;
+    std::uint16_t port = 0;
+    std::string address; // dialled address ("" when not dialled)
+    std::string target;  // request path for plain HTTP ("" otherwise)
+    bool allowed = false;
+    std::string decision; // "policy", "allow-once", "allow-session", "deny", ...
+    std::string reason;
+    int status = 0;               // HTTP status returned to the client (0: none / not HTTP)
+    std::uint64_t bytes_up = 0;   // client -> destination
+    std::uint64_t bytes_down = 0; // destination -> client
+    std::uint64_t duration_ms = 0;
+};
+json to_json(const RequestRecord& r);
+using RequestLogFn = std::function<void(const RequestRecord&)>;
+
+} // namespace cordon::server::net

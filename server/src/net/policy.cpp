@@ -1,0 +1,420 @@
+#include "cordon/server/net/policy.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace cordon::server::net {
+
+namespace {
+
+bool is_strict_subdomain(const std::string& name, const std::string& parent) {
+    return name.size() > parent.size() + 1 && name.ends_with(parent) &&
+           name[name.size() - parent.size() - 1] == '.';
+}
+
+bool parse_port(std::string_view s, NetworkRule& r, std::string& error) {
+    if (s == "*") {
+        r.ports = NetworkRule::Ports::any;
+        return true;
+    }
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v == 0 || v > 65535) {
+        error = "invalid port '" + std::string(s) + "'";
+        return false;
+    }
+    r.ports = NetworkRule::Ports::one;
+    r.port = static_cast<std::uint16_t>(v);
+    return true;
+}
+
+bool set_cidr(std::string_view text, NetworkRule& r, std::string& error) {
+    auto c = parse_cidr(text, error);
+    if (!c) return false;
+    r.kind = NetworkRule::Kind::cidr;
+    r.cidr = *c;
+    return true;
+}
+
+} // namespace
+
+bool NetworkRule::matches_host(const Host& h) const {
+    switch (kind) {
+    case Kind::exact_name:
+        return !h.is_ip() && h.name == name;
+    case Kind::wildcard_name:
+        return !h.is_ip() && is_strict_subdomain(h.name, name);
+    case Kind::cidr:
+        return h.is_ip() && cidr.contains(h.address);
+    }
+    return false;
+}
+
+bool NetworkRule::matches_address(const Address& a) const {
+    return kind == Kind::cidr && cidr.contains(a);
+}
+
+bool NetworkRule::matches_port(std::uint16_t p, bool deny_rule) const {
+    switch (ports) {
+    case Ports::any:
+        return true;
+    case Ports::one:
+        return p == port;
+    case Ports::unspecified:
+        if (deny_rule) return true;
+        for (auto d : kDefaultAllowedPorts)
+            if (p == d) return true;
+        return false;
+    }
+    return false;
+}
+
+bool NetworkRule::covers(const NetworkRule& o) const {
+    // Ports first.
+    bool ports_ok = false;
+    switch (ports) {
+    case Ports::any:
+        ports_ok = true;
+        break;
+    case Ports::one:
+        ports_ok = o.ports == Ports::one && o.port == port;
+        break;
+    case Ports::unspecified:
+        ports_ok =
+            o.ports == Ports::unspecified || (o.ports == Ports::one && matches_port(o.port, false));
+        break;
+    }
+    if (!ports_ok) return false;
+    switch (kind) {
+    case Kind::exact_name:
+        return o.kind == Kind::exact_name && o.name == name;
+    case Kind::wildcard_name:
+        if (o.kind == Kind::exact_name) return is_strict_subdomain(o.name, name);
+        if (o.kind == Kind::wildcard_name)
+            return o.name == name || is_strict_subdomain(o.name, name);
+        return false;
+    case Kind::cidr:
+        return o.kind == Kind::cidr && cidr.covers(o.cidr);
+    }
+    return false;
+}
+
+std::optional<NetworkRule> parse_rule(std::string_view text, std::string& error) {
+    NetworkRule r;
+    r.text = std::string(text);
+    if (text.empty()) {
+        error = "empty rule";
+        return std::nullopt;
+    }
+    for (unsigned char c : text) {
+        if (c <= 0x20 || c == 0x7f) {
+            error = "control character or space in rule";
+            return std::nullopt;
+        }
+    }
+    // Bracketed IPv6, optionally with /len inside or after, optionally :port.
+    if (text.front() == '[') {
+        auto close = text.find(']');
+        if (close == text.npos) {
+            error = "unterminated '['";
+            return std::nullopt;
+        }
+        std::string addr(text.substr(1, close - 1));
+        auto rest = text.substr(close + 1);
+        if (rest.starts_with("/")) {
+            auto colon = rest.find(':');
+            addr += std::string(rest.substr(0, colon));
+            rest = colon == rest.npos ? std::string_view() : rest.substr(colon);
+        }
+        if (!rest.empty()) {
+            if (rest.front() != ':') {
+                error = "garbage after ']'";
+                return std::nullopt;
+            }
+            if (!parse_port(rest.substr(1), r, error)) return std::nullopt;
+        }
+        if (addr.find(':') == std::string::npos) {
+            error = "brackets are for IPv6 addresses only";
+            return std::nullopt;
+        }
+        if (!set_cidr(addr, r, error)) return std::nullopt;
+        return r;
+    }
+    auto first_colon = text.find(':');
+    if (first_colon != text.npos && text.find(':', first_colon + 1) != text.npos) {
+        // Unbracketed IPv6 (no port possible).
+        if (!set_cidr(text, r, error)) return std::nullopt;
+        return r;
+    }
+    std::string_view host = text;
+    if (first_colon != text.npos) {
+        host = text.substr(0, first_colon);
+        if (!parse_port(text.substr(first_colon + 1), r, error)) return std::nullopt;
+    }
+    if (host.find('/') != host.npos) {
+        if (!set_cidr(host, r, error)) return std::nullopt;
+        return r;
+    }
+    bool wildcard = false;
+    if (host.starts_with("*.")) {
+        wildcard = true;
+        host.remove_prefix(2);
+    }
+    if (host.find('*') != host.npos) {
+        error = "'*' is only allowed as a whole first label (\"*.example.com\")";
+        return std::nullopt;
+    }
+    auto h = parse_host(host, error);
+    if (!h) return std::nullopt;
+    if (h->is_ip()) {
+        if (wildcard) {
+            error = "a wildcard cannot apply to an IP address";
+            return std::nullopt;
+        }
+        r.kind = NetworkRule::Kind::cidr;
+        r.cidr = Cidr{h->address, h->address.is_v4() ? 32u : 128u};
+        return r;
+    }
+    if (wildcard && h->name.find('.') == std::string::npos) {
+        error = "a wildcard needs at least two labels after it (\"*.example.com\")";
+        return std::nullopt;
+    }
+    r.kind = wildcard ? NetworkRule::Kind::wildcard_name : NetworkRule::Kind::exact_name;
+    r.name = h->name;
+    return r;
+}
+
+const char* to_string(Verdict v) {
+    switch (v) {
+    case Verdict::allow:
+        return "allow";
+    case Verdict::deny:
+        return "deny";
+    case Verdict::ask:
+        return "ask";
+    }
+    return "?";
+}
+
+NetworkPolicy NetworkPolicy::from_strings(const std::vector<std::string>& allow,
+                                          const std::vector<std::string>& deny) {
+    std::vector<NetworkRule> a, d;
+    for (auto* list : {&allow, &deny}) {
+        for (auto& s : *list) {
+            std::string err;
+            auto r = parse_rule(s, err);
+            if (!r) throw std::invalid_argument("invalid network rule \"" + s + "\": " + err);
+            (list == &allow ? a : d).push_back(std::move(*r));
+        }
+    }
+    return NetworkPolicy(std::move(a), std::move(d));
+}
+
+NetworkPolicy NetworkPolicy::deny_all(std::string reason) {
+    NetworkPolicy p;
+    p.closed_ = std::move(reason);
+    return p;
+}
+
+PolicyDecision NetworkPolicy::check_host(const Host& h, std::uint16_t port) const {
+    if (closed_) return {Verdict::deny, "", *closed_};
+    for (auto& r : deny_)
+        if (r.matches_host(h) && r.matches_port(port, true))
+            return {Verdict::deny, r.text, "denied by rule \"" + r.text + "\""};
+    const NetworkRule* host_only = nullptr;
+    for (auto& r : allow_) {
+        if (!r.matches_host(h)) continue;
+        if (r.matches_port(port, false))
+            return {Verdict::allow, r.text, "allowed by rule \"" + r.text + "\""};
+        if (!host_only) host_only = &r;
+    }
+    if (host_only)
+        return {Verdict::ask, "",
+                "port " + std::to_string(port) + " is not allowed by rule \"" + host_only->text +
+                    "\""};
+    return {Verdict::ask, "", "not in the allow list"};
+}
+
+PolicyDecision NetworkPolicy::check_address(const Address& raw, std::uint16_t port,
+                                            const std::vector<Address>& own) const {
+    Address a = unmap(raw);
+    if (closed_) return {Verdict::deny, "", *closed_};
+    for (auto& r : deny_)
+        if (r.matches_address(a) && r.matches_port(port, true))
+            return {Verdict::deny, r.text,
+                    "address " + a.to_string() + " denied by rule \"" + r.text + "\""};
+    AddressClass c = classify(a);
+    if (c == AddressClass::global) {
+        for (auto& o : own)
+            if (unmap(o) == a) c = AddressClass::host_interface;
+    }
+    if (c == AddressClass::global) return {Verdict::allow, "", ""};
+    for (auto& r : allow_)
+        if (r.matches_address(a) && r.matches_port(port, false))
+            return {Verdict::allow, r.text,
+                    "address " + a.to_string() + " listed by rule \"" + r.text + "\""};
+    return {Verdict::ask, "",
+            "address " + a.to_string() + " is " + to_string(c) +
+                " and not listed explicitly in the policy"};
+}
+
+// --- configuration ---------------------------------------------------------------------
+
+std::string ConfigError::text() const {
+    return file + ": " + (path.empty() ? "" : path + ": ") + message;
+}
+
+std::filesystem::path default_user_config_path() {
+    if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x && x[0] == '/')
+        return std::filesystem::path(x) / "cordon" / "config.json";
+    const char* home = std::getenv("HOME");
+    return std::filesystem::path(home && *home ? home : "/") / ".config" / "cordon" / "config.json";
+}
+
+namespace {
+
+struct Section {
+    std::optional<std::vector<std::string>> allow, deny;
+};
+
+Section read_network(const json& doc, const std::string& file, std::vector<ConfigError>& errors) {
+    Section s;
+    if (doc.is_null()) return s;
+    if (!doc.is_object()) {
+        errors.push_back({file, "", "must be a JSON object"});
+        return s;
+    }
+    auto it = doc.find("network");
+    if (it == doc.end() || it->is_null()) return s;
+    if (!it->is_object()) {
+        errors.push_back({file, "/network", "must be an object"});
+        return s;
+    }
+    for (auto& [key, value] : it->items()) {
+        if (key != "allow" && key != "deny") {
+            errors.push_back(
+                {file, "/network/" + key, "unknown key (expected \"allow\" or \"deny\")"});
+            continue;
+        }
+        std::string path = "/network/" + key;
+        if (!value.is_array()) {
+            errors.push_back({file, path, "must be an array of rules"});
+            continue;
+        }
+        std::vector<std::string> rules;
+        for (std::size_t i = 0; i < value.size(); ++i) {
+            auto& v = value[i];
+            std::string p = path + "/" + std::to_string(i);
+            if (!v.is_string()) {
+                errors.push_back({file, p, "must be a string"});
+                continue;
+            }
+            std::string err;
+            if (!parse_rule(v.get<std::string>(), err)) {
+                errors.push_back(
+                    {file, p, "invalid rule \"" + v.get<std::string>() + "\": " + err});
+                continue;
+            }
+            rules.push_back(v.get<std::string>());
+        }
+        (key == "allow" ? s.allow : s.deny) = std::move(rules);
+    }
+    return s;
+}
+
+// Reads a JSON file; a missing file yields null. Errors are recorded.
+json read_json_file(const std::filesystem::path& p, std::vector<ConfigError>& errors) {
+    std::error_code ec;
+    if (!std::filesystem::exists(p, ec)) return nullptr;
+    std::ifstream in(p, std::ios::binary);
+    if (!in) {
+        errors.push_back({p.string(), "", "cannot be read"});
+        return nullptr;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (ss.str().size() > (4u << 20)) {
+        errors.push_back({p.string(), "", "larger than 4 MiB"});
+        return nullptr;
+    }
+    try {
+        return json::parse(ss.str());
+    } catch (const json::parse_error& e) {
+        errors.push_back({p.string(), "", std::string("invalid JSON: ") + e.what()});
+        return nullptr;
+    }
+}
+
+void append_unique(std::vector<std::string>& to, const std::vector<std::string>& from) {
+    for (auto& s : from)
+        if (std::find(to.begin(), to.end(), s) == to.end()) to.push_back(s);
+}
+
+} // namespace
+
+std::vector<ConfigError> validate_network_config(const json& doc, const std::string& file) {
+    std::vector<ConfigError> errors;
+    read_network(doc, file, errors);
+    return errors;
+}
+
+std::vector<std::string> intersect_allow(const std::vector<std::string>& current,
+                                         const std::vector<std::string>& narrowing) {
+    std::vector<NetworkRule> u, w;
+    std::string err;
+    for (auto& s : current)
+        if (auto r = parse_rule(s, err)) u.push_back(*r);
+    for (auto& s : narrowing)
+        if (auto r = parse_rule(s, err)) w.push_back(*r);
+    std::vector<std::string> out;
+    auto add = [&](const std::string& s) {
+        if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    };
+    for (auto& b : w)
+        for (auto& a : u)
+            if (a.covers(b)) {
+                add(b.text);
+                break;
+            }
+    for (auto& a : u)
+        for (auto& b : w)
+            if (b.covers(a)) {
+                add(a.text);
+                break;
+            }
+    return out;
+}
+
+LoadedNetworkPolicy load_network_policy(const PolicySources& src) {
+    LoadedNetworkPolicy out;
+    auto user_path = src.user_config.value_or(default_user_config_path());
+    json user = read_json_file(user_path, out.errors);
+    Section us = read_network(user, user_path.string(), out.errors);
+    Section ss = read_network(src.session_policy, "session/create policy", out.errors);
+    Section ws;
+    if (src.workspace) {
+        auto wpath = *src.workspace / ".cordon" / "config.json";
+        json wdoc = read_json_file(wpath, out.errors);
+        ws = read_network(wdoc, wpath.string(), out.errors);
+    }
+    NetworkRuleLists l;
+    if (us.allow) l.allow = *us.allow;
+    if (us.deny) l.deny = *us.deny;
+    if (ss.allow) l.allow = *ss.allow;
+    if (ss.deny) append_unique(l.deny, *ss.deny);
+    if (ws.allow) l.allow = intersect_allow(l.allow, *ws.allow);
+    if (ws.deny) append_unique(l.deny, *ws.deny);
+    out.lists = l;
+    if (!out.errors.empty()) {
+        out.policy = NetworkPolicy::deny_all("the network policy could not be loaded: " +
+                                             out.errors.front().text());
+        return out;
+    }
+    out.policy = NetworkPolicy::from_strings(l.allow, l.deny);
+    return out;
+}
+
+} // namespace cordon::server::net

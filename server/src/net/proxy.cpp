@@ -1,0 +1,805 @@
+#include "cordon/server/net/proxy.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <list>
+
+namespace cordon::server::net {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+std::map<std::string, std::string> proxy_env(std::uint16_t http_port, std::uint16_t socks_port) {
+    std::map<std::string, std::string> env;
+    if (http_port) {
+        std::string url = "http://127.0.0.1:" + std::to_string(http_port);
+        for (const char* k : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"})
+            env[k] = url;
+    }
+    if (socks_port) {
+        std::string url = "socks5h://127.0.0.1:" + std::to_string(socks_port);
+        for (const char* k : {"ALL_PROXY", "all_proxy"})
+            env[k] = url;
+    }
+    for (const char* k : {"NO_PROXY", "no_proxy"})
+        env[k] = "localhost,127.0.0.1,::1";
+    return env;
+}
+
+namespace {
+
+// One client connection, its destination socket and its deadline watchdog.
+struct Conn {
+    Conn(tcp::socket s, const asio::any_io_executor& ex)
+        : client(std::move(s)), upstream(ex), watchdog(ex) {}
+    tcp::socket client;
+    tcp::socket upstream;
+    asio::steady_timer watchdog;
+    Clock::time_point deadline = Clock::time_point::max();
+    Clock::duration idle{};
+    bool idle_mode = false; // deadline moves with activity
+    bool closed = false;
+
+    void set_deadline(Clock::duration d) {
+        idle_mode = false;
+        deadline = Clock::now() + d;
+        watchdog.cancel(); // re-arm
+    }
+    void set_idle(Clock::duration d) {
+        idle_mode = true;
+        idle = d;
+        deadline = Clock::now() + d;
+        watchdog.cancel();
+    }
+    void no_deadline() {
+        idle_mode = false;
+        deadline = Clock::time_point::max();
+        watchdog.cancel();
+    }
+    void touch() {
+        if (idle_mode) deadline = Clock::now() + idle; // the watchdog re-checks on wake-up
+    }
+    void close() {
+        if (closed) return;
+        closed = true;
+        boost::system::error_code ec;
+        client.shutdown(tcp::socket::shutdown_both, ec);
+        client.close(ec);
+        upstream.close(ec);
+        watchdog.cancel();
+    }
+};
+
+std::string sanitize_header_value(std::string s) {
+    for (auto& c : s)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    if (s.size() > 300) s.resize(300);
+    return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return beast::iequals(a, b);
+}
+
+void remove_hop_by_hop(http::fields& f) {
+    // Headers named in Connection are hop-by-hop too.
+    std::vector<std::string> named;
+    for (auto it = f.find(http::field::connection);
+         it != f.end() && it->name() == http::field::connection; ++it) {
+        for (auto tok : http::token_list(it->value()))
+            named.emplace_back(tok);
+    }
+    for (auto& n : named) {
+        if (iequals(n, "transfer-encoding") || iequals(n, "content-length")) continue;
+        f.erase(n);
+    }
+    for (auto name :
+         {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
+          http::field::proxy_authorization, http::field::proxy_authenticate, http::field::te,
+          http::field::trailer, http::field::upgrade})
+        f.erase(name);
+}
+
+} // namespace
+
+struct ProxyServer::State : std::enable_shared_from_this<State> {
+    State(asio::any_io_executor ex, std::shared_ptr<EgressGate> g, ProxyLimits l, RequestLogFn lg)
+        : ex(ex), gate(std::move(g)), limits(l), log(std::move(lg)) {}
+
+    struct Listener {
+        tcp::acceptor acceptor;
+        ProxyProtocol protocol;
+        bool running = false;
+    };
+
+    asio::any_io_executor ex;
+    std::shared_ptr<EgressGate> gate;
+    ProxyLimits limits;
+    RequestLogFn log;
+    std::list<Listener> listeners;
+    std::list<std::weak_ptr<Conn>> conns;
+    std::size_t active = 0;
+    std::uint64_t rejected = 0;
+    std::uint64_t up = 0, down = 0;
+    bool started = false;
+    bool stopped = false;
+
+    void start_listener(Listener& l) {
+        if (l.running) return;
+        l.running = true;
+        asio::co_spawn(ex, accept_loop(shared_from_this(), &l), asio::detached);
+    }
+
+    // Counts relayed bytes against the budgets; false when a budget is exhausted.
+    bool account(std::size_t n, bool upload) {
+        (upload ? up : down) += n;
+        if (limits.max_upload_bytes && up > limits.max_upload_bytes) return false;
+        if (limits.max_total_bytes && up + down > limits.max_total_bytes) return false;
+        return true;
+    }
+    bool budget_left() const {
+        return !(limits.max_upload_bytes && up >= limits.max_upload_bytes) &&
+               !(limits.max_total_bytes && up + down >= limits.max_total_bytes);
+    }
+
+    void emit(RequestRecord& r, Clock::time_point start) {
+        r.duration_ms = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+        if (log) {
+            try {
+                log(r);
+            } catch (const std::exception& e) {
+                spdlog::warn("proxy request log callback failed: {}", e.what());
+            }
+        }
+    }
+
+    static asio::awaitable<void> accept_loop(std::shared_ptr<State> self, Listener* l) {
+        for (;;) {
+            auto [ec, sock] = co_await l->acceptor.async_accept(tuple_awaitable);
+            if (self->stopped) co_return;
+            if (ec) {
+                if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
+                    co_return;
+                // EMFILE and friends: back off instead of spinning.
+                spdlog::warn("proxy accept failed: {}", ec.message());
+                asio::steady_timer t(self->ex, 100ms);
+                co_await t.async_wait(tuple_awaitable);
+                continue;
+            }
+            if (self->active >= self->limits.max_connections) {
+                ++self->rejected;
+                boost::system::error_code ignored;
+                sock.close(ignored);
+                continue;
+            }
+            sock.set_option(tcp::no_delay(true), ec);
+            auto c = std::make_shared<Conn>(std::move(sock), self->ex);
+            self->conns.push_back(c);
+            auto it = std::prev(self->conns.end());
+            ++self->active;
+            asio::co_spawn(self->ex, watchdog(c), asio::detached);
+            asio::co_spawn(self->ex, serve(self, c, l->protocol),
+                           [self, c, it](std::exception_ptr e) {
+                               if (e) {
+                                   try {
+                                       std::rethrow_exception(e);
+                                   } catch (const std::exception& ex) {
+                                       spdlog::warn("proxy connection failed: {}", ex.what());
+                                   }
+                               }
+                               c->close();
+                               --self->active;
+                               self->conns.erase(it);
+                           });
+        }
+    }
+
+    static asio::awaitable<void> watchdog(std::shared_ptr<Conn> c) {
+        while (!c->closed) {
+            if (Clock::now() >= c->deadline) {
+                c->close();
+                co_return;
+            }
+            c->watchdog.expires_at(c->deadline);
+            co_await c->watchdog.async_wait(tuple_awaitable);
+        }
+    }
+
+    static asio::awaitable<void> serve(std::shared_ptr<State> self, std::shared_ptr<Conn> c,
+                                       ProxyProtocol p) {
+        if (p == ProxyProtocol::socks5)
+            co_await self->serve_socks(c);
+        else
+            co_await self->serve_http(c);
+    }
+
+    // --- dialling --------------------------------------------------------------------
+
+    // Connects c->upstream to the first reachable pinned endpoint. Empty string or error.
+    asio::awaitable<std::string> dial(std::shared_ptr<Conn> c,
+                                      const std::vector<tcp::endpoint>& eps, std::string& dialled) {
+        std::string last = "no address";
+        for (auto& ep : eps) {
+            boost::system::error_code ec;
+            c->upstream.close(ec);
+            c->set_deadline(limits.connect_timeout);
+            auto [cec] = co_await c->upstream.async_connect(ep, tuple_awaitable);
+            if (c->closed) co_return "connection closed (timeout)";
+            if (!cec) {
+                c->upstream.set_option(tcp::no_delay(true), ec);
+                dialled = ep.address().to_string();
+                c->set_idle(limits.idle_timeout);
+                co_return "";
+            }
+            last = ep.address().to_string() + ": " + cec.message();
+        }
+        c->set_idle(limits.idle_timeout);
+        co_return last;
+    }
+
+    // --- relay -----------------------------------------------------------------------
+
+    asio::awaitable<void> pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
+                               bool upload, std::uint64_t& counter) {
+        std::vector<char> buf(limits.relay_buffer_bytes);
+        for (;;) {
+            auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), tuple_awaitable);
+            if (ec) {
+                boost::system::error_code ig;
+                if (ec == asio::error::eof)
+                    to.shutdown(tcp::socket::shutdown_send, ig);
+                else
+                    c->close();
+                co_return;
+            }
+            c->touch();
+            bool ok = account(n, upload);
+            auto [wec, m] =
+                co_await asio::async_write(to, asio::buffer(buf.data(), n), tuple_awaitable);
+            if (wec) {
+                c->close();
+                co_return;
+            }
+            counter += n;
+            c->touch();
+            if (!ok) {
+                spdlog::warn("proxy: network byte budget exhausted; closing connection");
+                c->close();
+                co_return;
+            }
+        }
+    }
+
+    asio::awaitable<void> relay(std::shared_ptr<Conn> c, RequestRecord& rec) {
+        using namespace asio::experimental::awaitable_operators;
+        co_await (pump(c, c->client, c->upstream, true, rec.bytes_up) &&
+                  pump(c, c->upstream, c->client, false, rec.bytes_down));
+    }
+
+    // --- HTTP ------------------------------------------------------------------------
+
+    asio::awaitable<void> send_error(std::shared_ptr<Conn> c, http::status s,
+                                     const std::string& reason, RequestRecord* rec) {
+        http::response<http::string_body> res{s, 11};
+        res.set(http::field::server, "cordon");
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.set("X-Cordon-Reason", sanitize_header_value(reason));
+        res.body() = "cordon: " + reason + "\n";
+        res.keep_alive(false);
+        res.prepare_payload();
+        if (rec) rec->status = static_cast<int>(s);
+        c->set_deadline(limits.handshake_timeout);
+        co_await http::async_write(c->client, res, tuple_awaitable);
+    }
+
+    asio::awaitable<void> serve_http(std::shared_ptr<Conn> c) {
+        beast::flat_buffer cbuf; // client -> proxy
+        beast::flat_buffer ubuf; // destination -> proxy
+        std::string up_key;      // destination of the open upstream connection
+        std::string up_addr;
+        std::string up_decision;
+        for (;;) {
+            c->set_deadline(limits.handshake_timeout);
+            http::request_parser<http::buffer_body> p;
+            p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+            p.body_limit(boost::none);
+            auto [ec, n] = co_await http::async_read_header(c->client, cbuf, p, tuple_awaitable);
+            if (ec) {
+                if (c->closed || ec == http::error::end_of_stream || ec == asio::error::eof ||
+                    ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+                    co_return;
+                if (ec == http::error::header_limit)
+                    co_await send_error(c, http::status::request_header_fields_too_large,
+                                        "request head larger than " +
+                                            std::to_string(limits.max_header_bytes) + " bytes",
+                                        nullptr);
+                else
+                    co_await send_error(c, http::status::bad_request,
+                                        "malformed request: " + ec.message(), nullptr);
+                co_return;
+            }
+            c->set_idle(limits.idle_timeout);
+            if (p.get().method() == http::verb::connect) {
+                co_await handle_connect(c, cbuf, p);
+                co_return;
+            }
+            bool keep = co_await handle_forward(c, cbuf, ubuf, p, up_key, up_addr, up_decision);
+            if (!keep || c->closed) co_return;
+        }
+    }
+
+    asio::awaitable<void> handle_connect(std::shared_ptr<Conn> c, beast::flat_buffer& cbuf,
+                                         http::request_parser<http::buffer_body>& p) {
+        auto start = Clock::now();
+        auto& req = p.get();
+        RequestRecord rec;
+        rec.via = "connect";
+        rec.method = "CONNECT";
+        std::string err;
+        auto hp = parse_host_port(std::string(req.target()), 0, err);
+        if (!hp) {
+            rec.host = sanitize_header_value(std::string(req.target()));
+            rec.reason = "invalid CONNECT target: " + err;
+            co_await send_error(c, http::status::bad_request, rec.reason, &rec);
+            emit(rec, start);
+            co_return;
+        }
+        rec.host = hp->host.name;
+        rec.port = hp->port;
+        if (req.count(http::field::host) > 1) {
+            rec.reason = "more than one Host header";
+            co_await send_error(c, http::status::bad_request, rec.reason, &rec);
+            emit(rec, start);
+            co_return;
+        }
+        if (auto h = req.find(http::field::host); h != req.end()) {
+            auto hh = parse_host_port(std::string(h->value()), hp->port, err);
+            if (!hh || !(hh->host == hp->host) || hh->port != hp->port) {
+                rec.reason = "Host header does not match the CONNECT target";
+                co_await send_error(c, http::status::bad_request, rec.reason, &rec);
+                emit(rec, start);
+                co_return;
+            }
+        }
+        if (!budget_left()) {
+            rec.reason = "the session's network byte budget is exhausted";
+            co_await send_error(c, http::status::forbidden, rec.reason, &rec);
+            emit(rec, start);
+            co_return;
+        }
+        c->no_deadline();
+        Authorization auth = co_await gate->authorize(hp->host, hp->port, "connect");
+        c->set_idle(limits.idle_timeout);
+        rec.decision = auth.decision;
+        if (c->closed) co_return;
+        if (!auth.allowed) {
+            rec.reason = auth.reason;
+            if (auth.address) rec.address = *auth.address;
+            co_await send_error(c,
+                                auth.failed ? http::status::bad_gateway : http::status::forbidden,
+                                auth.reason, &rec);
+            emit(rec, start);
+            co_return;
+        }
+        rec.allowed = true;
+        std::string derr = co_await dial(c, auth.endpoints, rec.address);
+        if (!derr.empty()) {
+            rec.reason = "cannot connect: " + derr;
+            co_await send_error(c, http::status::bad_gateway, rec.reason, &rec);
+            emit(rec, start);
+            co_return;
+        }
+        static const std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
+        auto [wec, wn] = co_await asio::async_write(c->client, asio::buffer(ok), tuple_awaitable);
+        rec.status = 200;
+        if (!wec && cbuf.size() > 0) {
+            // Bytes the client sent after the head (e.g. a TLS ClientHello).
+            rec.bytes_up += cbuf.size();
+            account(cbuf.size(), true);
+            co_await asio::async_write(c->upstream, cbuf.data(), tuple_awaitable);
+            cbuf.consume(cbuf.size());
+        }
+        if (!wec) co_await relay(c, rec);
+        emit(rec, start);
+    }
+
+    // Forwards one absolute-form request; returns whether the client connection stays open.
+    asio::awaitable<bool> handle_forward(std::shared_ptr<Conn> c, beast::flat_buffer& cbuf,
+                                         beast::flat_buffer& ubuf,
+                                         http::request_parser<http::buffer_body>& p,
+                                         std::string& up_key, std::string& up_addr,
+                                         std::string& up_decision) {
+        auto start = Clock::now();
+        auto& req = p.get();
+        RequestRecord rec;
+        rec.via = "http";
+        rec.method = std::string(req.method_string());
+        std::string target(req.target());
+        auto fail = [&](http::status s, std::string why) -> asio::awaitable<bool> {
+            rec.reason = std::move(why);
+            co_await send_error(c, s, rec.reason, &rec);
+            emit(rec, start);
+            co_return false;
+        };
+        // absolute-form: http://authority/path?query
+        if (target.size() < 7 || !iequals(target.substr(0, 7), "http://")) {
+            if (target.size() >= 8 && iequals(target.substr(0, 8), "https://"))
+                co_return co_await fail(http::status::bad_request,
+                                        "https:// targets must use CONNECT");
+            co_return co_await fail(http::status::bad_request,
+                                    "a proxy request needs an absolute http:// target");
+        }
+        std::string rest = target.substr(7);
+        auto end = rest.find_first_of("/?#");
+        std::string authority = rest.substr(0, end);
+        std::string path = end == std::string::npos ? "/" : rest.substr(end);
+        if (auto h = path.find('#'); h != std::string::npos) path.resize(h);
+        if (path.empty() || path[0] == '?') path = "/" + path;
+        if (authority.find('@') != std::string::npos)
+            co_return co_await fail(http::status::bad_request,
+                                    "user information in the request target is not allowed");
+        std::string err;
+        auto hp = parse_host_port(authority, 80, err);
+        if (!hp)
+            co_return co_await fail(http::status::bad_request, "invalid request target: " + err);
+        rec.host = hp->host.name;
+        rec.port = hp->port;
+        rec.target = path.size() > 2048 ? path.substr(0, 2048) : path;
+        if (req.count(http::field::host) > 1)
+            co_return co_await fail(http::status::bad_request, "more than one Host header");
+        if (auto h = req.find(http::field::host); h != req.end()) {
+            auto hh = parse_host_port(std::string(h->value()), 80, err);
+            if (!hh || !(hh->host == hp->host) || hh->port != hp->port)
+                co_return co_await fail(http::status::bad_request,
+                                        "Host header does not match the request target");
+        }
+        if (!budget_left())
+            co_return co_await fail(http::status::forbidden,
+                                    "the session's network byte budget is exhausted");
+
+        std::string key = hp->host.authority(hp->port);
+        if (key != up_key || !c->upstream.is_open()) {
+            boost::system::error_code ig;
+            c->upstream.close(ig);
+            ubuf.consume(ubuf.size());
+            up_key.clear();
+            c->no_deadline();
+            Authorization auth = co_await gate->authorize(hp->host, hp->port, "http");
+            c->set_idle(limits.idle_timeout);
+            if (c->closed) co_return false;
+            rec.decision = auth.decision;
+            if (!auth.allowed) {
+                if (auth.address) rec.address = *auth.address;
+                co_return co_await fail(
+                    auth.failed ? http::status::bad_gateway : http::status::forbidden, auth.reason);
+            }
+            std::string derr = co_await dial(c, auth.endpoints, up_addr);
+            if (!derr.empty()) {
+                rec.allowed = true;
+                co_return co_await fail(http::status::bad_gateway, "cannot connect: " + derr);
+            }
+            up_key = key;
+            up_decision = auth.decision;
+        }
+        rec.decision = up_decision;
+        rec.address = up_addr;
+        rec.allowed = true;
+
+        bool client_keep = req.keep_alive();
+        bool expect_continue = false;
+        if (auto e = req.find(http::field::expect); e != req.end()) {
+            if (iequals(e->value(), "100-continue")) expect_continue = true;
+            req.erase(http::field::expect);
+        }
+        remove_hop_by_hop(req);
+        req.target(path);
+        req.version(11);
+        req.set(http::field::host,
+                hp->host.url_host() + (hp->port == 80 ? "" : ":" + std::to_string(hp->port)));
+        if (expect_continue && !p.is_done()) {
+            static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
+            co_await asio::async_write(c->client, asio::buffer(cont), tuple_awaitable);
+        }
+
+        // Request: head + streamed body (Beast's relay pattern).
+        std::vector<char> buf(limits.relay_buffer_bytes);
+        {
+            http::request_serializer<http::buffer_body> sr{req};
+            bool failed = false;
+            do {
+                if (!p.is_done()) {
+                    req.body().data = buf.data();
+                    req.body().size = buf.size();
+                    auto [rec_ec, rn] =
+                        co_await http::async_read(c->client, cbuf, p, tuple_awaitable);
+                    if (rec_ec == http::error::need_buffer) rec_ec = {};
+                    if (rec_ec) {
+                        failed = true;
+                        break;
+                    }
+                    req.body().size = buf.size() - req.body().size;
+                    req.body().data = buf.data();
+                    req.body().more = !p.is_done();
+                    rec.bytes_up += req.body().size;
+                    if (!account(req.body().size, true)) {
+                        failed = true;
+                        break;
+                    }
+                } else {
+                    req.body().data = nullptr;
+                    req.body().size = 0;
+                }
+                c->touch();
+                auto [wec, wn] = co_await http::async_write(c->upstream, sr, tuple_awaitable);
+                if (wec == http::error::need_buffer) wec = {};
+                if (wec) {
+                    failed = true;
+                    break;
+                }
+            } while (!p.is_done() || !sr.is_done());
+            if (failed) {
+                boost::system::error_code ig;
+                c->upstream.close(ig);
+                up_key.clear();
+                if (c->closed) {
+                    emit(rec, start);
+                    co_return false;
+                }
+                co_return co_await fail(http::status::bad_gateway,
+                                        "the request could not be forwarded");
+            }
+        }
+
+        // Response: skip 1xx interim responses, then relay head + body.
+        for (;;) {
+            http::response_parser<http::buffer_body> rp;
+            rp.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+            rp.body_limit(boost::none);
+            if (req.method() == http::verb::head) rp.skip(true);
+            auto [hec, hn] =
+                co_await http::async_read_header(c->upstream, ubuf, rp, tuple_awaitable);
+            if (hec) {
+                boost::system::error_code ig;
+                c->upstream.close(ig);
+                up_key.clear();
+                if (c->closed) {
+                    emit(rec, start);
+                    co_return false;
+                }
+                co_return co_await fail(http::status::bad_gateway,
+                                        "invalid response from the destination: " + hec.message());
+            }
+            auto& res = rp.get();
+            int code = res.result_int();
+            if (code >= 100 && code < 200) {
+                if (code == 101) {
+                    boost::system::error_code ig;
+                    c->upstream.close(ig);
+                    co_return co_await fail(http::status::bad_gateway,
+                                            "protocol upgrades are not supported by the proxy");
+                }
+                continue; // 100/102/103: dropped (we answered 100 ourselves)
+            }
+            rec.status = code;
+            bool upstream_keep = res.keep_alive();
+            remove_hop_by_hop(res);
+            bool eof_body = !rp.is_done() && !res.has_content_length() && !res.chunked();
+            bool keep = client_keep && !eof_body;
+            res.keep_alive(keep);
+            http::response_serializer<http::buffer_body> sr{res};
+            bool failed = false;
+            do {
+                if (!rp.is_done()) {
+                    res.body().data = buf.data();
+                    res.body().size = buf.size();
+                    auto [rec_ec, rn] =
+                        co_await http::async_read(c->upstream, ubuf, rp, tuple_awaitable);
+                    if (rec_ec == http::error::need_buffer) rec_ec = {};
+                    if (rec_ec) {
+                        failed = true;
+                        break;
+                    }
+                    res.body().size = buf.size() - res.body().size;
+                    res.body().data = buf.data();
+                    res.body().more = !rp.is_done();
+                    rec.bytes_down += res.body().size;
+                    if (!account(res.body().size, false)) failed = true;
+                } else {
+                    res.body().data = nullptr;
+                    res.body().size = 0;
+                }
+                c->touch();
+                auto [wec, wn] = co_await http::async_write(c->client, sr, tuple_awaitable);
+                if (wec == http::error::need_buffer) wec = {};
+                if (wec || failed) {
+                    failed = true;
+                    break;
+                }
+            } while (!rp.is_done() || !sr.is_done());
+            if (!upstream_keep || failed) {
+                boost::system::error_code ig;
+                c->upstream.close(ig);
+                up_key.clear();
+            }
+            emit(rec, start);
+            co_return keep && !failed;
+        }
+    }
+
+    // --- SOCKS5 ----------------------------------------------------------------------
+
+    asio::awaitable<void> serve_socks(std::shared_ptr<Conn> c) {
+        auto start = Clock::now();
+        c->set_deadline(limits.handshake_timeout);
+        std::array<std::uint8_t, 262> b{};
+        auto read = [&](std::size_t n) -> asio::awaitable<bool> {
+            auto [ec, m] =
+                co_await asio::async_read(c->client, asio::buffer(b.data(), n), tuple_awaitable);
+            co_return !ec && m == n;
+        };
+        auto reply = [&](std::uint8_t code) -> asio::awaitable<void> {
+            std::array<std::uint8_t, 10> r = {5, code, 0, 1, 0, 0, 0, 0, 0, 0};
+            co_await asio::async_write(c->client, asio::buffer(r), tuple_awaitable);
+        };
+        if (!co_await read(2) || b[0] != 5 || b[1] == 0) co_return;
+        std::size_t nmethods = b[1];
+        if (!co_await read(nmethods)) co_return;
+        bool noauth = false;
+        for (std::size_t i = 0; i < nmethods; ++i)
+            noauth = noauth || b[i] == 0;
+        if (!noauth) {
+            std::array<std::uint8_t, 2> r = {5, 0xff};
+            co_await asio::async_write(c->client, asio::buffer(r), tuple_awaitable);
+            co_return;
+        }
+        {
+            std::array<std::uint8_t, 2> r = {5, 0};
+            auto [ec, n] = co_await asio::async_write(c->client, asio::buffer(r), tuple_awaitable);
+            if (ec) co_return;
+        }
+        if (!co_await read(4) || b[0] != 5 || b[2] != 0) co_return;
+        std::uint8_t cmd = b[1], atyp = b[3];
+        RequestRecord rec;
+        rec.via = "socks5";
+        rec.method = "CONNECT";
+        std::optional<Host> host;
+        std::string err = "invalid address";
+        if (atyp == 1) {
+            if (!co_await read(4)) co_return;
+            asio::ip::address_v4::bytes_type a;
+            std::copy(b.begin(), b.begin() + 4, a.begin());
+            Address addr(asio::ip::address_v4{a});
+            host = Host{Host::Kind::ip, addr.to_string(), addr};
+        } else if (atyp == 4) {
+            if (!co_await read(16)) co_return;
+            asio::ip::address_v6::bytes_type a;
+            std::copy(b.begin(), b.begin() + 16, a.begin());
+            Address addr = unmap(Address(asio::ip::address_v6{a}));
+            host = Host{Host::Kind::ip, addr.to_string(), addr};
+        } else if (atyp == 3) {
+            if (!co_await read(1) || b[0] == 0) co_return;
+            std::size_t len = b[0];
+            if (!co_await read(len)) co_return;
+            std::string name(reinterpret_cast<const char*>(b.data()), len);
+            host = parse_host(name, err);
+            rec.host = sanitize_header_value(name);
+        } else {
+            co_await reply(0x08); // address type not supported
+            co_return;
+        }
+        if (!co_await read(2)) co_return;
+        std::uint16_t port = static_cast<std::uint16_t>((b[0] << 8) | b[1]);
+        if (cmd != 1) {
+            co_await reply(0x07); // command not supported (BIND, UDP ASSOCIATE)
+            co_return;
+        }
+        if (!host || port == 0) {
+            co_await reply(0x01);
+            rec.port = port;
+            rec.reason = host ? "port 0" : "invalid host: " + err;
+            emit(rec, start);
+            co_return;
+        }
+        rec.host = host->name;
+        rec.port = port;
+        if (!budget_left()) {
+            co_await reply(0x02);
+            rec.reason = "the session's network byte budget is exhausted";
+            emit(rec, start);
+            co_return;
+        }
+        c->no_deadline();
+        Authorization auth = co_await gate->authorize(*host, port, "socks5");
+        c->set_idle(limits.idle_timeout);
+        rec.decision = auth.decision;
+        if (c->closed) co_return;
+        if (!auth.allowed) {
+            rec.reason = auth.reason;
+            if (auth.address) rec.address = *auth.address;
+            co_await reply(auth.failed ? 0x04 : 0x02); // host unreachable / not allowed
+            emit(rec, start);
+            co_return;
+        }
+        rec.allowed = true;
+        std::string derr = co_await dial(c, auth.endpoints, rec.address);
+        if (!derr.empty()) {
+            rec.reason = "cannot connect: " + derr;
+            co_await reply(derr.find("refused") != std::string::npos ? 0x05 : 0x04);
+            emit(rec, start);
+            co_return;
+        }
+        co_await reply(0x00);
+        co_await relay(c, rec);
+        emit(rec, start);
+    }
+};
+
+ProxyServer::ProxyServer(asio::any_io_executor ex, std::shared_ptr<EgressGate> gate,
+                         ProxyLimits limits, RequestLogFn log)
+    : gate_(gate), state_(std::make_shared<State>(ex, std::move(gate), limits, std::move(log))) {}
+
+ProxyServer::~ProxyServer() {
+    stop();
+}
+
+std::uint16_t ProxyServer::add_listener(int fd, ProxyProtocol protocol) {
+    boost::system::error_code ec;
+    tcp::acceptor a(state_->ex);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        throw std::system_error(errno, std::generic_category(), "proxy listener getsockname");
+    a.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) throw boost::system::system_error(ec, "proxy listener");
+    auto& l = state_->listeners.emplace_back(State::Listener{std::move(a), protocol});
+    if (state_->started && !state_->stopped) state_->start_listener(l);
+    return l.acceptor.local_endpoint().port();
+}
+
+void ProxyServer::start() {
+    if (state_->started || state_->stopped) return;
+    state_->started = true;
+    for (auto& l : state_->listeners)
+        state_->start_listener(l);
+}
+
+void ProxyServer::stop() {
+    if (state_->stopped) return;
+    state_->stopped = true;
+    boost::system::error_code ec;
+    for (auto& l : state_->listeners)
+        l.acceptor.close(ec);
+    for (auto& w : state_->conns)
+        if (auto c = w.lock()) c->close();
+}
+
+std::size_t ProxyServer::active_connections() const {
+    return state_->active;
+}
+std::uint64_t ProxyServer::rejected_connections() const {
+    return state_->rejected;
+}
+std::uint64_t ProxyServer::bytes_up() const {
+    return state_->up;
+}
+std::uint64_t ProxyServer::bytes_down() const {
+    return state_->down;
+}
+
+} // namespace cordon::server::net
