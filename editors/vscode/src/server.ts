@@ -52,8 +52,10 @@ export interface ServerOptions {
     /** `--log-file`; empty: logs go to stderr (forwarded to `log`). */
     logFile?: string;
     clientVersion: string;
-    /** Receives the server's stderr and our own diagnostics, line by line. */
+    /** Receives our own diagnostics about the process (start, exit, connection errors). */
     log: (line: string) => void;
+    /** Receives the server's stderr (its log), line by line. */
+    serverLog: (line: string) => void;
 }
 
 /** Called with the request id of each `exec` request as it is written (see ExecIdTap). */
@@ -109,7 +111,7 @@ export class CordonServer {
         this.proc.stderr!.on('data', (chunk: string) => {
             const lines = (partial + chunk).split('\n');
             partial = lines.pop() ?? '';
-            for (const l of lines) opts.log(l);
+            for (const l of lines) opts.serverLog(l);
         });
         const reader = new rpc.StreamMessageReader(this.proc.stdout!);
         const writer = new TappedWriter(new rpc.StreamMessageWriter(this.proc.stdin!),

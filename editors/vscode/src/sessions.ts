@@ -43,7 +43,10 @@ export type ServerState = 'stopped' | 'starting' | 'ready' | 'error';
 
 export class CordonContext implements vscode.Disposable {
     readonly subscriptions: vscode.Disposable[] = [];
+    /** What the user follows: commands run, their output, results, approvals, violations. */
     readonly output: vscode.OutputChannel;
+    /** The server's own log (its stderr). */
+    readonly serverOutput: vscode.OutputChannel;
     /** Fires when the server or a session starts, stops or fails. */
     readonly onDidChangeState: vscode.Event<void>;
     /** Fires when a session's pending changes may have changed (after exec, write, apply...). */
@@ -64,10 +67,11 @@ export class CordonContext implements vscode.Disposable {
 
     constructor(readonly extension: vscode.ExtensionContext) {
         this.output = vscode.window.createOutputChannel('cordon');
+        this.serverOutput = vscode.window.createOutputChannel('cordon server');
         this.onDidChangeState = this.stateEmitter.event;
         this.onDidTouchWorkspace = this.touchEmitter.event;
         this.onDidConnect = this.connectEmitter.event;
-        this.subscriptions.push(this.output, this.stateEmitter, this.touchEmitter, this.connectEmitter);
+        this.subscriptions.push(this.output, this.serverOutput, this.stateEmitter, this.touchEmitter, this.connectEmitter);
     }
 
     log(line: string): void {
@@ -96,7 +100,8 @@ export class CordonContext implements vscode.Disposable {
             stateDir: expandHome(cfg.get<string>('stateDir') ?? ''),
             logFile: expandHome(cfg.get<string>('logFile') ?? ''),
             clientVersion: version,
-            log: (l) => this.log(l),
+            log: (l) => { this.log(l); this.serverOutput.appendLine(neutralize(l)); },
+            serverLog: (l) => this.serverOutput.appendLine(neutralize(l)),
         }, (c) => this.connectEmitter.fire(c));
         this.server = server;
         this.sessions.clear();
