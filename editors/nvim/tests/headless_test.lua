@@ -234,7 +234,7 @@ test('start: initialize reports isolation, session/create opens a session on the
 end)
 
 test(':checkhealth cordon reports the binary, the version and the isolation', function()
-  vim.cmd('checkhealth cordon')
+  vim.cmd('silent checkhealth cordon')
   local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
   vim.cmd('bwipeout!')
   contains(text, 'binary: ', 'health')
@@ -242,6 +242,19 @@ test(':checkhealth cordon reports the binary, the version and the isolation', fu
   contains(text, 'server: cordon', 'health')
   contains(text, 'isolation: userns', 'health')
   truthy(not text:find('ERROR', 1, true), 'no ERROR in health report:\n' .. text)
+end)
+
+test('doc/cordon.txt: :helptags builds its tags without errors', function()
+  local doc = vim.fn.fnamemodify(vim.api.nvim_get_runtime_file('doc/cordon.txt', false)[1], ':h')
+  local copy = TMP .. '/doc'
+  vim.fn.mkdir(copy, 'p')
+  write_file(copy .. '/cordon.txt', read_file(doc .. '/cordon.txt'))
+  vim.cmd('helptags ' .. vim.fn.fnameescape(copy))
+  local tags = read_file(copy .. '/tags') or ''
+  for _, tag in ipairs({ 'cordon.txt', ':CordonStart', ':CordonRun', ':CordonChanges', ':CordonDiff',
+    ':CordonApply', ':CordonDiscard', ':CordonStop', 'cordon-api', 'cordon.run()', 'cordon-approvals' }) do
+    contains(tags, tag .. '\t', 'tags')
+  end
 end)
 
 test(':CordonRun streams output into cordon://output, escape sequences neutralised', function()

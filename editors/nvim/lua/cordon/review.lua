@@ -26,17 +26,28 @@ local function remember(file)
   shown[file.path] = { path = file.path, baseHash = file.baseHash, newHash = file.newHash }
 end
 
--- First changed line on the new side of a unified diff ("@@ -a,b +c,d @@"), and counts.
+-- The first changed line of a unified diff, on the new side ("@@ -a,b +c,d @@" gives the
+-- hunk's start; context lines are skipped), and the counts of added and removed lines.
 local function diff_stats(unified)
   local first, added, removed = nil, 0, 0
+  local line_no = nil
   for line in (unified or ''):gmatch('[^\n]+') do
-    if not first then
-      first = tonumber(line:match('^@@ %-%d+,?%d* %+(%d+)'))
-    end
-    if line:match('^%+') and not line:match('^%+%+%+ ') then
-      added = added + 1
-    elseif line:match('^%-') and not line:match('^%-%-%- ') then
-      removed = removed + 1
+    local start = line:match('^@@ %-%d+,?%d* %+(%d+)')
+    if start then
+      line_no = tonumber(start)
+    elseif line_no then -- inside a hunk (the ---/+++ headers come before the first one)
+      local c = line:sub(1, 1)
+      if c == '+' or c == '-' then
+        first = first or math.max(line_no, 1)
+        if c == '+' then
+          added = added + 1
+          line_no = line_no + 1
+        else
+          removed = removed + 1
+        end
+      elseif c == ' ' then
+        line_no = line_no + 1
+      end
     end
   end
   return first, added, removed
@@ -75,6 +86,8 @@ end
 
 --- :CordonChanges — fills the quickfix list with the pending files and opens it.
 --- opts.open = false: only refresh the list. cb(err, files) is optional.
+--- The listed versions count as shown (their hashes are what :CordonApply sends), except
+--- on the automatic refresh after an apply or discard (opts.remember = false).
 function M.changes(opts, cb)
   opts = opts or {}
   cordon.diff(nil, function(err, r)
@@ -83,8 +96,10 @@ function M.changes(opts, cb)
       return cb and cb(err)
     end
     local files = r.files or {}
-    for _, f in ipairs(files) do
-      remember(f)
+    if opts.remember ~= false then
+      for _, f in ipairs(files) do
+        remember(f)
+      end
     end
     local title = M.QF_TITLE .. ' (' .. #files .. ')'
     vim.fn.setqflist({}, ' ', { title = title, items = M.quickfix_items(files) })
@@ -103,7 +118,7 @@ end
 
 local function refresh_quickfix()
   if is_our_quickfix() then
-    M.changes({ open = false })
+    M.changes({ open = false, remember = false })
   end
 end
 
