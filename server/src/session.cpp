@@ -333,8 +333,11 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
         }
     } else {
         const auto& ex = *run->exited;
-        if (!ex.error.empty())
-            throw RpcError(code::sandbox_unavailable, "command could not start: " + ex.error);
+        // A failed execve is the command's own failure (exit 126/127 and a message on its
+        // stderr, as a shell reports it); any earlier step failing means no sandbox.
+        if (!ex.error.empty() && ex.error.rfind("exec ", 0) != 0)
+            throw RpcError(code::sandbox_unavailable, "command could not start: " + ex.error,
+                           json{{"facility", ex.error.substr(0, ex.error.find(' '))}});
         int ws = ex.wait_status;
         if (WIFEXITED(ws)) {
             res.exit_code = WEXITSTATUS(ws);
@@ -343,10 +346,16 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
             res.signal = signal_name(WTERMSIG(ws));
             res.reason = "signaled";
         }
-        if (st->timed_out)
+        if (st->timed_out) {
             res.reason = "timeout";
-        else if (!ex.reason.empty())
+            res.violations.push_back(
+                json{{"kind", "limit"},
+                     {"detail", {{"limit", "timeout"}, {"timeoutMs", req.limits.timeout_ms}}}});
+        } else if (ex.reason == "memory-limit") {
             res.reason = ex.reason;
+        }
+        if (!ex.reason.empty() && ex.reason != "killed")
+            res.violations.push_back(json{{"kind", "limit"}, {"detail", {{"limit", ex.reason}}}});
     }
 
     auto after = snapshot_upper(upper_dir());

@@ -1,0 +1,289 @@
+// exec through the real server and a real sandbox: results, streaming, limits, cancellation,
+// and that nothing survives a call or the server.
+#include "cordon/server/client.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <dirent.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+using namespace cordon::server;
+using namespace cordon::protocol;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Env {
+    fs::path root;
+    fs::path ws;
+    std::unique_ptr<ServerProcess> server;
+    std::string sid;
+
+    Env() {
+        std::string tmpl = (fs::temp_directory_path() / "cordon-exec-XXXXXX").string();
+        root = ::mkdtemp(tmpl.data());
+        ws = root / "ws";
+        fs::create_directories(ws / "src");
+        std::ofstream(ws / "hello.txt") << "hello\n";
+        std::ofstream(ws / "src/main.c") << "int main(void) { return 0; }\n";
+        start();
+        sid = create();
+    }
+    ~Env() {
+        server.reset();
+        std::error_code ec;
+        fs::remove_all(root, ec);
+    }
+    void start() {
+        server = std::make_unique<ServerProcess>(
+            CORDON_EXE, std::vector<std::string>{"--state-dir", (root / "state").string(),
+                                                 "--log-level", "warn"});
+        server->initialize();
+    }
+    std::string create() {
+        return server->result("session/create", {{"workspace", ws.string()}})["sessionId"];
+    }
+    json exec(json params) {
+        params["sessionId"] = sid;
+        return server->result("exec", params);
+    }
+};
+
+std::string read_file(const fs::path& p) {
+    std::ifstream f(p);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+// Any process on the host whose command line contains `needle`.
+bool host_has_process(const std::string& needle) {
+    DIR* d = ::opendir("/proc");
+    bool found = false;
+    while (auto* e = ::readdir(d)) {
+        if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+        std::string cmd = read_file(fs::path("/proc") / e->d_name / "cmdline");
+        if (cmd.find(needle) != std::string::npos) found = true;
+    }
+    ::closedir(d);
+    return found;
+}
+
+bool eventually_gone(const std::string& needle) {
+    for (int i = 0; i < 200; ++i) {
+        if (!host_has_process(needle)) return true;
+        ::usleep(10000);
+    }
+    return false;
+}
+
+long rss_kib(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+} // namespace
+
+TEST_CASE("exec returns output, exit code and reason", "[exec]") {
+    Env e;
+    auto r = e.exec({{"command", "cat hello.txt; echo err >&2; exit 3"}});
+    CHECK(r["stdout"] == "hello\n");
+    CHECK(r["stderr"] == "err\n");
+    CHECK(r["exitCode"] == 3);
+    CHECK(r["reason"] == "exited");
+    CHECK(r["signal"].is_null());
+    CHECK(r["durationMs"].is_number());
+    CHECK(r["violations"].is_array());
+
+    auto a = e.exec(
+        {{"argv", {"/bin/sh", "-c", "pwd; echo $FOO"}}, {"cwd", "src"}, {"env", {{"FOO", "bar"}}}});
+    CHECK(a["stdout"] == (e.ws / "src").string() + "\nbar\n");
+
+    auto in = e.exec({{"command", "tr a-z A-Z"}, {"stdin", "shout\n"}});
+    CHECK(in["stdout"] == "SHOUT\n");
+
+    auto sig = e.exec({{"command", "kill -KILL $$"}});
+    CHECK(sig["reason"] == "signaled");
+    CHECK(sig["signal"] == "SIGKILL");
+    CHECK(sig["exitCode"].is_null());
+
+    auto missing = e.exec({{"argv", {"/no/such/binary"}}});
+    CHECK(missing["exitCode"] == 127);
+}
+
+TEST_CASE("exec rejects a cwd outside the workspace", "[exec]") {
+    Env e;
+    auto r = e.server->call("exec", {{"sessionId", e.sid}, {"command", "true"}, {"cwd", "../"}});
+    CHECK(r["error"]["code"] == code::invalid_params);
+    CHECK(r["error"]["data"]["path"] == "/cwd");
+}
+
+TEST_CASE("streamed output arrives as exec/output notifications", "[exec]") {
+    Env e;
+    std::string streamed;
+    json request_id;
+    auto r = e.server->call("exec",
+                            {{"sessionId", e.sid},
+                             {"command", "for i in 1 2 3; do echo line$i; done"},
+                             {"stream", true}},
+                            [&](const json& m) {
+                                if (m.value("method", "") != "exec/output") return;
+                                CHECK(m["params"]["sessionId"] == e.sid);
+                                CHECK(m["params"]["stream"] == "stdout");
+                                request_id = m["params"]["requestId"];
+                                streamed += m["params"]["data"].get<std::string>();
+                            });
+    CHECK(r["result"]["stdout"] == "line1\nline2\nline3\n");
+    CHECK(streamed == "line1\nline2\nline3\n");
+    CHECK(request_id == r["id"]);
+}
+
+TEST_CASE("writes land in the session's upper dir, never in the real workspace", "[exec]") {
+    Env e;
+    auto before = read_file(e.ws / "hello.txt");
+    auto r =
+        e.exec({{"command", "echo changed >> hello.txt && echo new > added.txt && rm src/main.c"}});
+    REQUIRE(r["exitCode"] == 0);
+    CHECK(read_file(e.ws / "hello.txt") == before);
+    CHECK_FALSE(fs::exists(e.ws / "added.txt"));
+    CHECK(fs::exists(e.ws / "src/main.c"));
+    std::map<std::string, std::string> changes;
+    for (auto& c : r["changes"])
+        changes[c["path"]] = c["status"];
+    CHECK(changes == std::map<std::string, std::string>{{"added.txt", "added"},
+                                                        {"hello.txt", "modified"},
+                                                        {"src/main.c", "deleted"}});
+    // The sandbox sees its own changes.
+    auto again = e.exec({{"command", "cat hello.txt added.txt; ls src"}});
+    CHECK(again["stdout"] == "hello\nchanged\nnew\n");
+    auto list = e.server->result("session/list", json::object());
+    REQUIRE(list["sessions"].size() == 1);
+    CHECK(list["sessions"][0]["changedFiles"] == 3);
+}
+
+TEST_CASE("two sessions on one workspace do not see each other's changes", "[exec]") {
+    Env e;
+    std::string other = e.create();
+    e.exec({{"command", "echo mine > only-in-first.txt"}});
+    auto r = e.server->result("exec", {{"sessionId", other}, {"command", "ls only-in-first.txt"}});
+    CHECK(r["exitCode"] != 0);
+}
+
+TEST_CASE("a timeout kills the whole tree, daemons included", "[exec][limits]") {
+    Env e;
+    auto r = e.exec({{"command", "setsid -f sleep 987651; (sleep 987652 &); sleep 987653"},
+                     {"timeoutMs", 500}});
+    CHECK(r["reason"] == "timeout");
+    CHECK(eventually_gone("987651"));
+    CHECK(eventually_gone("987652"));
+    CHECK(eventually_gone("987653"));
+}
+
+TEST_CASE("background processes do not outlive the call", "[exec]") {
+    Env e;
+    auto r = e.exec(
+        {{"command", "nohup sleep 987654 >/dev/null 2>&1 & setsid -f sleep 987655; echo started"}});
+    CHECK(r["stdout"] == "started\n");
+    CHECK(eventually_gone("987654"));
+    CHECK(eventually_gone("987655"));
+}
+
+TEST_CASE("$/cancelRequest kills a running command and answers -32800", "[exec][cancel]") {
+    Env e;
+    e.server->send(make_request(4242, "exec", {{"sessionId", e.sid}, {"command", "sleep 987656"}}));
+    for (int i = 0; i < 200 && !host_has_process("987656"); ++i)
+        ::usleep(10000);
+    REQUIRE(host_has_process("987656"));
+    e.server->send(make_notification("$/cancelRequest", {{"id", 4242}}));
+    auto m = e.server->read(std::chrono::seconds(10));
+    REQUIRE(m);
+    CHECK((*m)["id"] == 4242);
+    CHECK((*m)["error"]["code"] == code::request_cancelled);
+    CHECK(eventually_gone("987656"));
+}
+
+TEST_CASE("closing the session ends its running commands with reason cancelled", "[exec]") {
+    Env e;
+    e.server->send(make_request(77, "exec", {{"sessionId", e.sid}, {"command", "sleep 987657"}}));
+    for (int i = 0; i < 200 && !host_has_process("987657"); ++i)
+        ::usleep(10000);
+    auto closed = e.server->call("session/close", {{"sessionId", e.sid}}, [&](const json& m) {
+        if (m.value("id", json()) == 77) CHECK(m["result"]["reason"] == "cancelled");
+    });
+    CHECK(closed["result"].is_null());
+    CHECK(eventually_gone("987657"));
+}
+
+TEST_CASE("a 1 GiB output flood is capped while server memory stays flat", "[exec][limits]") {
+    Env e;
+    long before = rss_kib(e.server->pid());
+    auto r =
+        e.exec({{"command", "head -c 1073741824 /dev/zero; echo done >&2"}, {"stream", false}});
+    long after = rss_kib(e.server->pid());
+    CHECK(r["exitCode"] == 0);
+    CHECK(r["stdoutTruncated"] == true);
+    CHECK(r["stdout"].get<std::string>().size() == 1u << 20);
+    CHECK(r["stderr"] == "done\n");
+    INFO("server RSS before " << before << " KiB, after " << after << " KiB");
+    CHECK(after - before < 64 * 1024);
+}
+
+TEST_CASE("maxOutputBytes caps each stream and the stream notifications", "[exec][limits]") {
+    Env e;
+    std::size_t streamed = 0;
+    auto r = e.server->call("exec",
+                            {{"sessionId", e.sid},
+                             {"command", "seq 1 100000"},
+                             {"maxOutputBytes", 1000},
+                             {"stream", true}},
+                            [&](const json& m) {
+                                if (m.value("method", "") == "exec/output")
+                                    streamed += m["params"]["data"].get<std::string>().size();
+                            });
+    CHECK(r["result"]["stdout"].get<std::string>().size() == 1000);
+    CHECK(r["result"]["stdoutTruncated"] == true);
+    CHECK(streamed == 1000);
+}
+
+TEST_CASE("killing the server with SIGKILL leaves no sandboxed process", "[exec][lifecycle]") {
+    Env e;
+    e.server->send(make_request(
+        5, "exec", {{"sessionId", e.sid}, {"command", "setsid -f sleep 987658; sleep 987659"}}));
+    for (int i = 0; i < 200 && !host_has_process("987659"); ++i)
+        ::usleep(10000);
+    REQUIRE(host_has_process("987659"));
+    // The server's own children are the session inits.
+    std::vector<std::string> inits;
+    for (auto& entry : fs::directory_iterator("/proc")) {
+        auto stat = read_file(entry.path() / "stat");
+        auto close_paren = stat.rfind(')');
+        if (close_paren == std::string::npos) continue;
+        std::istringstream rest(stat.substr(close_paren + 2));
+        std::string state;
+        int ppid = 0;
+        rest >> state >> ppid;
+        if (ppid == e.server->pid()) inits.push_back(entry.path().filename());
+    }
+    REQUIRE_FALSE(inits.empty());
+    e.server->kill(SIGKILL);
+    e.server->wait();
+    CHECK(eventually_gone("987658"));
+    CHECK(eventually_gone("987659"));
+    for (auto& pid : inits) {
+        bool gone = false;
+        for (int i = 0; i < 200 && !gone; ++i) {
+            gone = !fs::exists("/proc/" + pid + "/stat") ||
+                   read_file("/proc/" + pid + "/stat").find(") Z") != std::string::npos;
+            if (!gone) ::usleep(10000);
+        }
+        CHECK(gone);
+    }
+}
