@@ -220,6 +220,30 @@ local function test(name, fn)
   table.insert(tests, { name = name, fn = fn })
 end
 
+test('rpc: Content-Length frames decode across arbitrary chunk boundaries', function()
+  local rpc = require('cordon.rpc')
+  local d = rpc.new_decoder()
+  local big = string.rep('x', 200000)
+  local stream = rpc.frame({ a = 1 }) .. 'Content-Type: application/vscode-jsonrpc\r\n' .. rpc.frame({ b = big })
+    .. 'X-Bad: 1\r\n\r\n' .. rpc.frame({ c = 'é€' })
+  local bodies, errors = {}, {}
+  local i, step = 1, 1
+  while i <= #stream do
+    local b, e = d.feed(stream:sub(i, i + step - 1))
+    vim.list_extend(bodies, b)
+    vim.list_extend(errors, e)
+    i = i + step
+    step = step % 9000 + 7
+  end
+  eq(3, #bodies, 'bodies')
+  eq({ a = 1 }, vim.json.decode(bodies[1]), 'first')
+  eq(big, vim.json.decode(bodies[2]).b, 'second')
+  eq('é€', vim.json.decode(bodies[3]).c, 'third (Content-Length counts bytes)')
+  eq(1, #errors, 'the header block without Content-Length is reported')
+  eq(0, d.pending(), 'nothing left over')
+  eq('{}', vim.json.encode(vim.empty_dict()), 'empty params encode as an object')
+end)
+
 test('start: initialize reports isolation, session/create opens a session on the workspace', function()
   local err, s = await('start', cordon.start, { workspace = WS })
   no_error(err, 'start')
@@ -539,6 +563,45 @@ test(':CordonStop stops the server; a new start resumes the session with its pen
   local rerr, r = await('read', cordon.read, 'conflict.txt')
   no_error(rerr, 'fs/read after restart')
   eq('agent\n', r.content, 'sandbox view after restart')
+end)
+
+test('a server that dies: pending requests fail, the user is told, the next call restarts it', function()
+  local err0 = await('start', cordon.start, { workspace = WS })
+  no_error(err0, 'start')
+  local pid = cordon._state.client.pid
+  for k in pairs(notes) do notes[k] = nil end
+  local done, rerr = false, nil
+  cordon.run('sleep 30', {}, function(e)
+    done, rerr = true, e
+  end)
+  vim.wait(300)
+  uv.kill(pid, 'sigkill')
+  wait_for('the pending run to fail', function()
+    return done
+  end, 5000)
+  eq(require('cordon.rpc').SERVER_EXITED, rerr and rerr.code, 'error code')
+  wait_for('exit notification', function()
+    return #notes_matching('the server exited') > 0
+  end, 5000)
+  local err, r = await('run after restart', cordon.run, 'echo back', {})
+  no_error(err, 'run after restart')
+  eq('back\n', r.stdout, 'stdout')
+  truthy(cordon._state.client.pid ~= pid, 'a new server process')
+end)
+
+test('a missing binary: :CordonRun reports it, nothing hangs', function()
+  pcall(cordon.stop)
+  local saved = cordon.config.cmd
+  cordon.config.cmd = TMP .. '/no-such-cordon'
+  for k in pairs(notes) do notes[k] = nil end
+  local ok, err = pcall(vim.cmd, 'CordonRun echo never')
+  cordon.config.cmd = saved
+  truthy(ok, 'the command itself does not throw: ' .. tostring(err))
+  vim.wait(2000, function()
+    return #notes > 0
+  end, 10)
+  contains(table.concat(notes_matching('cannot start'), '\n'), 'no-such-cordon', 'error names the binary')
+  truthy(not cordon.is_running(), 'not running')
 end)
 
 ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 --
 -- `setup()` only merges options; nothing starts until a command or API call needs it.
 local rpc = require('cordon.rpc')
+local uv = vim.uv or vim.loop
 
 local M = {}
 
@@ -168,7 +169,9 @@ local function finish_start(err, session)
   state.waiting = nil
   if err then
     if state.client then
-      state.client:kill('sigkill')
+      local client = state.client
+      state.client = nil -- its exit is expected now
+      client:stop(2000)
     end
     state.client, state.server_info, state.session = nil, nil, nil
   else
@@ -225,7 +228,7 @@ function M.start(opts, cb)
   state.waiting = { cb or function() end }
   local workspace = opts.workspace or M.config.workspace or vim.fn.getcwd()
   workspace = vim.fn.fnamemodify(workspace, ':p'):gsub('(.)/$', '%1')
-  workspace = (vim.loop.fs_realpath(workspace) or workspace)
+  workspace = (uv.fs_realpath(workspace) or workspace)
 
   local exe, args = M.server_command()
   local client, err
@@ -449,7 +452,7 @@ function M.relative_path(path)
     return nil
   end
   local abs = vim.fn.fnamemodify(path, ':p')
-  abs = vim.loop.fs_realpath(abs) or abs
+  abs = uv.fs_realpath(abs) or abs
   local root = s.workspace:gsub('/$', '') .. '/'
   if abs:sub(1, #root) == root then
     return abs:sub(#root + 1)

@@ -120,9 +120,26 @@ function M.start(cmd, args, handlers)
     detached = false,
   }, function(code, signal)
     self.exit_code, self.exit_signal = code, signal
-    vim.schedule(function()
-      self:_on_exit(code, signal)
-    end)
+    -- Replies written just before the exit may still be in the pipe: finish once stdout is
+    -- at EOF too (or after a short grace period if something else still holds it open).
+    local function finish()
+      vim.schedule(function()
+        self:_on_exit(code, signal)
+      end)
+    end
+    if self.stdout_eof then
+      finish()
+    else
+      self.on_stdout_eof = finish
+      local t = uv.new_timer()
+      t:start(500, 0, function()
+        t:close()
+        if self.on_stdout_eof then
+          self.on_stdout_eof = nil
+          finish()
+        end
+      end)
+    end
   end)
   if not handle then
     for _, p in ipairs({ stdin, stdout, stderr }) do
@@ -134,6 +151,12 @@ function M.start(cmd, args, handlers)
 
   stdout:read_start(function(err, chunk)
     if err or not chunk then
+      self.stdout_eof = true
+      local k = self.on_stdout_eof
+      self.on_stdout_eof = nil
+      if k then
+        k()
+      end
       return
     end
     local bodies, errors = self.decoder.feed(chunk)
