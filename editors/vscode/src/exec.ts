@@ -142,7 +142,7 @@ export function activate(ctx: CordonContext): void {
         ctx.output.show(true);
         ctx.output.appendLine(`$ ${neutralize(cmd)}    (sandbox of ${session.folder.name})`);
         return vscode.window.withProgress({
-            location: vscode.ProgressLocation.Window,
+            location: vscode.ProgressLocation.Notification,
             title: `cordon: running ${cmd.length > 40 ? cmd.slice(0, 40) + '…' : cmd}`,
             cancellable: true,
         }, async (_progress, token) => {
