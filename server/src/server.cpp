@@ -80,7 +80,35 @@ sandbox::SandboxSpec spec_for(const SessionInfo& info) {
 
 } // namespace
 
-Server::Server(asio::io_context& io, ServerOptions opts) : io_(io), opts_(std::move(opts)) {}
+Server::Server(asio::io_context& io, ServerOptions opts) : io_(io), opts_(std::move(opts)) {
+    load_sessions();
+}
+
+// Sessions outlive the server: every state dir with readable metadata is listed again, and
+// its sandbox is re-created on the first tool call.
+void Server::load_sessions() {
+    std::error_code ec;
+    for (auto& entry : fs::directory_iterator(opts_.state_dir / "sessions", ec)) {
+        auto meta_path = entry.path() / "session.json";
+        try {
+            std::ifstream f(meta_path);
+            if (!f) continue;
+            json meta = json::parse(f);
+            SessionInfo info;
+            info.id = meta.at("sessionId").get<std::string>();
+            info.workspace = meta.at("workspace").get<std::string>();
+            info.state_dir = entry.path();
+            if (meta.contains("policy")) info.policy = parse_policy(meta["policy"], "/policy");
+            if (info.id != entry.path().filename().string()) continue;
+            sessions_[info.id] =
+                std::make_shared<Session>(io_, info, spec_for(info), opts_.sandbox_exe);
+        } catch (const std::exception& e) {
+            spdlog::warn("ignoring session state {}: {}", meta_path.string(), e.what());
+        }
+    }
+    if (!sessions_.empty())
+        spdlog::info("{} session(s) restored from {}", sessions_.size(), opts_.state_dir.string());
+}
 
 Server::~Server() {
     stop_all();
@@ -217,7 +245,8 @@ asio::awaitable<json> Server::session_list(Call& c) {
             changes_from_upper(snapshot_upper(s->upper_dir()), s->upper_dir(), s->info().workspace);
         list.push_back({{"sessionId", id},
                         {"workspace", s->info().workspace},
-                        {"changedFiles", changes.size()}});
+                        {"changedFiles", changes.size()},
+                        {"running", s->running()}});
     }
     co_return json{{"sessions", list}};
 }
@@ -226,8 +255,10 @@ asio::awaitable<json> Server::session_close(Call& c) {
     auto p = parse_session_close(c.params);
     auto s = find_session(p.session_id);
     s->stop();
-    sessions_.erase(p.session_id);
+    // Without discard the session keeps its state and stays listed: its pending changes
+    // can still be reviewed and applied, and a tool call re-creates its sandbox.
     if (p.discard) {
+        sessions_.erase(p.session_id);
         std::error_code ec;
         fs::remove_all(s->info().state_dir, ec);
     }

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <set>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,6 +103,19 @@ Session::~Session() {
 
 void Session::start() {
     if (running()) return;
+    // One server at a time may run a session: two sandboxes on one upper dir would corrupt it.
+    if (lock_fd_ < 0) {
+        int fd = ::open((info_.state_dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            if (fd >= 0) ::close(fd);
+            throw RpcError(code::internal_error,
+                           "session " + id() + " is in use by another cordon server (" +
+                               std::strerror(e) + ")",
+                           json{{"sessionId", id()}});
+        }
+        lock_fd_ = fd;
+    }
     auto r = sandbox::start_init(spec_, init_exe_);
     if (auto* err = std::get_if<sandbox::SetupError>(&r)) {
         spdlog::error("session {}: sandbox setup failed: {}", id(), err->message());

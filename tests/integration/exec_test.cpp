@@ -287,3 +287,49 @@ TEST_CASE("killing the server with SIGKILL leaves no sandboxed process", "[exec]
         CHECK(gone);
     }
 }
+
+TEST_CASE("sessions and their changes survive a server restart", "[exec][persist]") {
+    Env e;
+    e.exec({{"command", "echo kept > kept.txt"}});
+    e.server->send(make_request(90, "shutdown", nullptr));
+    e.server->read();
+    e.server->send(make_notification("exit", nullptr));
+    CHECK(e.server->wait() == 0);
+
+    e.start();
+    auto list = e.server->result("session/list", json::object());
+    REQUIRE(list["sessions"].size() == 1);
+    CHECK(list["sessions"][0]["sessionId"] == e.sid);
+    CHECK(list["sessions"][0]["changedFiles"] == 1);
+    CHECK(list["sessions"][0]["running"] == false);
+    // A tool call re-creates the warm sandbox on the same upper dir.
+    auto r = e.exec({{"command", "cat kept.txt"}});
+    CHECK(r["stdout"] == "kept\n");
+    CHECK_FALSE(fs::exists(e.ws / "kept.txt"));
+}
+
+TEST_CASE("session/close keeps state unless discarded", "[exec][persist]") {
+    Env e;
+    e.exec({{"command", "echo x > x.txt"}});
+    e.server->result("session/close", {{"sessionId", e.sid}});
+    auto list = e.server->result("session/list", json::object());
+    REQUIRE(list["sessions"].size() == 1);
+    CHECK(list["sessions"][0]["changedFiles"] == 1);
+    CHECK(e.exec({{"command", "cat x.txt"}})["stdout"] == "x\n");
+    e.server->result("session/close", {{"sessionId", e.sid}, {"discard", true}});
+    CHECK(e.server->result("session/list", json::object())["sessions"].empty());
+    CHECK_FALSE(fs::exists(e.root / "state/sessions" / e.sid));
+    auto gone = e.server->call("exec", {{"sessionId", e.sid}, {"command", "true"}});
+    CHECK(gone["error"]["code"] == code::unknown_session);
+}
+
+TEST_CASE("a session runs in one server at a time", "[exec][persist]") {
+    Env e;
+    ServerProcess second(CORDON_EXE,
+                         {"--state-dir", (e.root / "state").string(), "--log-level", "off"});
+    second.initialize();
+    auto r = second.call("exec", {{"sessionId", e.sid}, {"command", "true"}});
+    REQUIRE(r.contains("error"));
+    CHECK(r["error"]["message"].get<std::string>().find("in use by another cordon server") !=
+          std::string::npos);
+}

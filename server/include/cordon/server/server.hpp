@@ -46,6 +46,7 @@ class Server {
 
   private:
     void register_methods(Dispatcher& d);
+    void load_sessions();
     const protocol::Isolation& isolation();
     std::shared_ptr<Session> find_session(const std::string& id);
 

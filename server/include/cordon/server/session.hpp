@@ -74,6 +74,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::unique_ptr<asio::posix::stream_descriptor> control_;
     std::map<std::uint64_t, std::shared_ptr<Running>> running_;
     std::uint64_t next_exec_id_ = 1;
+    int lock_fd_ = -1; // flock on state_dir/lock while this server runs the session
 };
 
 } // namespace cordon::server
