@@ -119,6 +119,8 @@ export class CordonServer {
         this.connection = rpc.createMessageConnection(reader, writer);
         this.connection.onError(([err]) => opts.log(`connection error: ${err.message}`));
         this.connection.listen();
+        // Once the process's pipes are closed nothing more can arrive: fail pending requests.
+        this.proc.on('close', () => this.disposeConnection());
         const started = new Promise<void>((resolve, reject) => {
             this.proc.on('spawn', () => resolve());
             this.proc.on('error', reject);
@@ -176,6 +178,13 @@ export class CordonServer {
             this.proc.kill('SIGKILL');
             await this.exited;
         }
+        this.disposeConnection();
+    }
+
+    private disposed = false;
+    private disposeConnection(): void {
+        if (this.disposed) return;
+        this.disposed = true;
         this.connection.dispose();
     }
 }

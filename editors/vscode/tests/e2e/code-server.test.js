@@ -150,9 +150,10 @@ test('code-server: run in the sandbox, review the diff, apply it', { timeout: 20
 
         step('cordon: Run Command in Sandbox');
         await palette('cordon: Run Command in Sandbox');
-        await answer("printf 'hello from the sandbox\\n' > greeting.txt; echo ran-in-sandbox");
+        await answer("printf 'hello from the sandbox\\n' > greeting.txt; echo computed-in-sandbox-$((6*7))");
         // The output channel shows the streamed output and the result line.
-        await page.locator('.part.panel', { hasText: 'ran-in-sandbox' }).waitFor({ timeout: 30000 });
+        // (the command line is echoed too: only the command's own output says 42)
+        await page.locator('.part.panel', { hasText: 'computed-in-sandbox-42' }).waitFor({ timeout: 30000 });
         await page.locator('.part.panel', { hasText: /\[exit\scode\s0,/ }).waitFor({ timeout: 30000 });
         assert.equal(fs.readFileSync(path.join(dirs.workspace, 'greeting.txt'), 'utf8'), 'hello from the workspace\n',
                      'the real file is untouched until applied');
@@ -160,8 +161,9 @@ test('code-server: run in the sandbox, review the diff, apply it', { timeout: 20
         // The "cordon changes" view lists it.
         // The status bar item opens the "cordon changes" view, which lists it.
         await statusItem.click();
-        await page.locator('.pane', { hasText: /cordon changes/i }).locator('.monaco-list-row', { hasText: 'greeting.txt' })
-            .first().waitFor({ timeout: 30000 });
+        const sidebar = page.locator('.part.sidebar');
+        await sidebar.locator('.title', { hasText: /cordon/i }).first().waitFor({ timeout: 30000 });
+        await sidebar.locator('.monaco-list-row', { hasText: /greeting\.txt\s*modified/ }).first().waitFor({ timeout: 30000 });
 
         step('cordon: Open Change');
         await palette('cordon: Open Change');

@@ -98,7 +98,12 @@ async function startExtension({ files = {}, settings = {} } = {}) {
         realFile: (rel) => fs.readFileSync(path.join(workspace, rel), 'utf8'),
     };
     // The session for the folder opens in the background; wait for it.
-    await waitFor(() => s.ui.statusBar && /cordon: \d+ change/.test(s.ui.statusBar.text), 'the session to open');
+    try {
+        await waitFor(() => s.ui.statusBar && /cordon: \d+ change/.test(s.ui.statusBar.text), 'the session to open');
+    } catch (err) {
+        await stop();
+        throw new Error(`${err.message}\noutput:\n${s.ui.output}`);
+    }
     return h;
 }
 
