@@ -121,7 +121,7 @@ struct Prepared {
         record_error(status_fd, "landlock", "", e);
         _exit(126);
     }
-    if (int e = steps::apply_seccomp(s.seccomp)) {
+    if (int e = steps::apply_seccomp_payload(s.seccomp)) {
         record_error(status_fd, "seccomp", "", e);
         _exit(126);
     }
@@ -379,9 +379,6 @@ class CommandLoop {
     } else {
         s.notes.push_back("Landlock unavailable and not required: payloads run without it");
     }
-    auto sc = steps::build_seccomp();
-    if (auto* e = std::get_if<SetupError>(&sc)) report_and_exit(s.control, *e);
-    s.seccomp = std::move(std::get<steps::SeccompProgram>(sc));
     if (chdir("/") != 0) report_and_exit(s.control, steps::failure("chdir", errno, "/"));
 
     // Whether per-namespace pid_max works here (Linux >= 6.14): tried once in a throwaway pid
@@ -400,6 +397,11 @@ class CommandLoop {
                                        "its pid namespace's pid_max"
                                      : "running as root: RLIMIT_NPROC does not bind uid 0 and "
                                        "pid_max is unavailable, so max_processes is NOT enforced");
+
+    // From here on the init itself runs under the payload filters (minus the CLONE_NEWPID
+    // check it needs for reapers): cheaper per exec, and a safety net for the init.
+    if (int e = steps::apply_seccomp_init(s.seccomp))
+        report_and_exit(s.control, steps::failure("seccomp", e, "", "seccomp filter refused"));
 
     sigset_t chld;
     sigemptyset(&chld);
@@ -447,6 +449,12 @@ int main(int argc, char** argv) {
     auto spec = bytes ? wire::decode_spec(*bytes) : std::nullopt;
     if (!spec) report_and_exit(s.control, steps::failure("spec", err ? err : EBADMSG));
     s.spec = std::move(*spec);
+    bytes = wire::recv_datagram(s.control, fds, err);
+    for (int f : fds) close(f);
+    auto blobs = bytes ? wire::decode_seccomp(*bytes) : std::nullopt;
+    auto seccomp = blobs ? steps::deserialize_seccomp(*blobs) : std::nullopt;
+    if (!seccomp) report_and_exit(s.control, steps::failure("seccomp", err ? err : EBADMSG));
+    s.seccomp = std::move(*seccomp);
     s.uid = getuid();
     s.gid = getgid();
     s.root = s.uid == 0;

@@ -1,4 +1,4 @@
-// Two seccomp filters, compiled once in the init and applied to every payload:
+// Seccomp filters, compiled once in the init (see steps.hpp for who installs which):
 //  1. an allowlist (default ENOSYS, so unknown and future syscalls fail the way old kernels
 //     do) with explicit EPERM for the dangerous calls; non-native arches kill the process.
 //  2. argument checks (default ALLOW): ioctl TIOCSTI/TIOCLINUX on the low 32 bits (the
@@ -8,6 +8,7 @@
 #include "steps.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -455,7 +456,7 @@ std::variant<SeccompProgram, SetupError> build_seccomp() {
                 return fail(-rc, "ioctl rule");
         }
         for (unsigned long flag : {CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
-                                   CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET}) {
+                                   CLONE_NEWUSER, CLONE_NEWNET}) {
             if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                                           SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag));
                 rc < 0)
@@ -477,15 +478,59 @@ std::variant<SeccompProgram, SetupError> build_seccomp() {
             return fail(-rc, "socket rule");
         if (int e = export_filter(c.ctx, prog.arguments)) return fail(e, "export arguments");
     }
+    {
+        Ctx c{seccomp_init(SCMP_ACT_ALLOW)};
+        if (!c.ctx) return fail(ENOMEM, "seccomp_init");
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0);
+        if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                                      SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWPID, CLONE_NEWPID));
+            rc < 0)
+            return fail(-rc, "clone rule");
+        if (int e = export_filter(c.ctx, prog.payload)) return fail(e, "export payload");
+    }
     return prog;
 }
 
-int apply_seccomp(const SeccompProgram& prog) {
-    for (const auto* f : {&prog.arguments, &prog.allowlist}) {
-        sock_fprog fp{static_cast<unsigned short>(f->size()), const_cast<sock_filter*>(f->data())};
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) != 0) return errno;
-    }
-    return 0;
+const std::variant<SeccompProgram, SetupError>& compiled_seccomp() {
+    static const std::variant<SeccompProgram, SetupError> compiled = build_seccomp();
+    return compiled;
 }
 
-} // namespace cordon::sandbox::steps
+std::vector<std::string> serialize(const SeccompProgram& prog) {
+    std::vector<std::string> out;
+    for (const auto* f : {&prog.allowlist, &prog.arguments, &prog.payload})
+        out.emplace_back(reinterpret_cast<const char*>(f->data()), f->size() * sizeof(sock_filter));
+    return out;
+}
+
+std::optional<SeccompProgram> deserialize_seccomp(const std::vector<std::string>& blobs) {
+    if (blobs.size() != 3) return std::nullopt;
+    SeccompProgram prog;
+    std::vector<sock_filter>* dst[] = {&prog.allowlist, &prog.arguments, &prog.payload};
+    for (std::size_t i = 0; i < 3; ++i) {
+        const auto& b = blobs[i];
+        if (b.empty() || b.size() % sizeof(sock_filter) != 0 ||
+            b.size() / sizeof(sock_filter) > BPF_MAXINSNS)
+            return std::nullopt;
+        dst[i]->resize(b.size() / sizeof(sock_filter));
+        std::memcpy(dst[i]->data(), b.data(), b.size());
+    }
+    return prog;
+}
+
+namespace {
+int attach(const std::vector<sock_filter>& f) {
+    sock_fprog fp{static_cast<unsigned short>(f.size()), const_cast<sock_filter*>(f.data())};
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) == 0 ? 0 : errno;
+}
+}  // namespace
+
+int apply_seccomp_init(const SeccompProgram& prog) {
+    if (int e = attach(prog.arguments)) return e;
+    return attach(prog.allowlist);
+}
+
+int apply_seccomp_payload(const SeccompProgram& prog) { return attach(prog.payload); }
+
+}  // namespace cordon::sandbox::steps

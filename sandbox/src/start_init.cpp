@@ -3,6 +3,7 @@
 // waits for InitReady or SetupError. Any failure kills the init: fail closed.
 #include "cordon/sandbox/sandbox.hpp"
 #include "cordon/sandbox/wire.hpp"
+#include "steps.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -39,6 +40,10 @@ void kill_and_reap(pid_t pid) {
 
 std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
                                                  const std::string& init_exe) {
+    const auto& compiled = steps::compiled_seccomp();
+    if (const auto* e = std::get_if<SetupError>(&compiled)) return *e;
+    const std::string filters =
+        wire::encode_seccomp(steps::serialize(std::get<steps::SeccompProgram>(compiled)));
     const std::string encoded = wire::encode(spec);
     if (encoded.size() > wire::kMaxDatagram)
         return error("spec", EMSGSIZE, "", "the sandbox spec is too large");
@@ -85,8 +90,10 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
         close(control);
         return e;
     };
-    if (int e = wire::send_datagram(control, encoded, {}); e && e != EPIPE)
-        return fail(error("spec", e, "", ""));
+    for (const std::string* msg : {&encoded, &filters}) {
+        if (int e = wire::send_datagram(control, *msg, {}); e && e != EPIPE)
+            return fail(error("spec", e, "", ""));
+    }
 
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);

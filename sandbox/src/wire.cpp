@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@ enum Tag : std::uint8_t {
     kSpec = 0x10,
     kReady = 0x11,
     kSetupError = 0x12,
+    kSeccomp = 0x13,
 };
 
 class Writer {
@@ -293,6 +295,20 @@ std::optional<SetupReply> decode_setup_reply(std::string_view bytes) {
     }
 }
 
+std::string encode_seccomp(const std::vector<std::string>& programs) {
+    Writer w;
+    w.u8(kSeccomp);
+    w.strings(programs);
+    return w.take();
+}
+
+std::optional<std::vector<std::string>> decode_seccomp(std::string_view bytes) {
+    Reader r(bytes);
+    if (r.u8() != kSeccomp) return std::nullopt;
+    auto programs = r.strings();
+    return finish(r, std::move(programs));
+}
+
 int send_datagram(int fd, std::string_view bytes, const std::vector<int>& fds) {
     if (bytes.size() > kMaxDatagram) return EMSGSIZE;
     if (fds.size() > kMaxFds) return EINVAL;
@@ -322,8 +338,9 @@ int send_datagram(int fd, std::string_view bytes, const std::vector<int>& fds) {
 std::optional<std::string> recv_datagram(int fd, std::vector<int>& fds, int& err) {
     err = 0;
     fds.clear();
-    std::string buf(kMaxDatagram, '\0');
-    iovec iov{buf.data(), buf.size()};
+    // Not zero-filled, never shrunk: one allocation per thread, pages touched only as used.
+    thread_local std::unique_ptr<char[]> buf(new char[kMaxDatagram]);
+    iovec iov{buf.get(), kMaxDatagram};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -361,8 +378,7 @@ std::optional<std::string> recv_datagram(int fd, std::vector<int>& fds, int& err
         fds.clear();
         return std::nullopt; // EOF: SEQPACKET peers never send empty datagrams here
     }
-    buf.resize(static_cast<std::size_t>(n));
-    return buf;
+    return std::string(buf.get(), static_cast<std::size_t>(n));
 }
 
 } // namespace cordon::sandbox::wire

@@ -35,6 +35,11 @@ using SetupReply = std::variant<InitReady, SetupError>;
 std::string encode(const SetupReply& reply);
 std::optional<SetupReply> decode_setup_reply(std::string_view bytes);
 
+// start_init -> init, right after the spec: the seccomp programs, compiled once per server
+// process (raw `struct sock_filter` arrays, in the order of steps::SeccompProgram).
+std::string encode_seccomp(const std::vector<std::string>& programs);
+std::optional<std::vector<std::string>> decode_seccomp(std::string_view bytes);
+
 // Sends one datagram with optional fds (SCM_RIGHTS). Returns 0 or an errno.
 int send_datagram(int fd, std::string_view bytes, const std::vector<int>& fds);
 // Receives one datagram; received fds are CLOEXEC. std::nullopt with err == 0 on EOF.
