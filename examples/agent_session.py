@@ -275,7 +275,9 @@ def run_exec(client: CordonClient, out: Printer, sid: str, command: str) -> dict
             for line in lines:
                 out.output(params["stream"], printable(line))
         elif method == "sandbox/violation":
-            out.info(f"blocked ({params.get('kind')}): {printable(str(params.get('detail')))}")
+            detail = params.get("detail")
+            detail = detail if isinstance(detail, str) else json.dumps(detail)
+            out.info(f"blocked ({params.get('kind')}): {printable(detail)}")
 
     client.on_notification = on_notification
     try:

@@ -168,11 +168,13 @@ local function changed_paths(files)
   return paths
 end
 
--- A one-shot HTTP server on 127.0.0.1 inside this Neovim (libuv): answers `body` to each
+-- An HTTP server on `host` (default 127.0.0.1; each approval test uses its own 127.0.0.N so
+-- that no test depends on what the server remembers of another's answer) inside this
+-- Neovim (libuv): answers `body` to each
 -- request. Returns port, close().
-local function http_server(body)
+local function http_server(body, host)
   local server = uv.new_tcp()
-  assert(server:bind('127.0.0.1', 0))
+  assert(server:bind(host or '127.0.0.1', 0))
   local hits = { n = 0 }
   server:listen(16, function(err)
     if err then
@@ -513,10 +515,10 @@ test(':CordonApply without a file applies every pending file it can', function()
 end)
 
 test('approval: fetch of an unlisted host asks via vim.ui.select; allow-once lets it through', function()
-  local port, close, hits = http_server('hello from the host')
+  local port, close, hits = http_server('hello from the host', '127.0.0.2')
   asked = {}
   answer_with('^Allow once$')
-  local err, r = await('fetch', cordon.fetch, ('http://127.0.0.1:%d/greeting'):format(port), { timeoutMs = 10000 })
+  local err, r = await('fetch', cordon.fetch, ('http://127.0.0.2:%d/greeting'):format(port), { timeoutMs = 10000 })
   close()
   no_error(err, 'fetch')
   eq(200, r.status, 'status')
@@ -525,21 +527,71 @@ test('approval: fetch of an unlisted host asks via vim.ui.select; allow-once let
   eq(1, #asked, 'one approval question')
   eq('cordon.approve', asked[1].kind, 'question kind')
   eq({ 'Allow once', 'Allow for this session', 'Deny' }, asked[1].labels, 'choices')
-  contains(asked[1].prompt, '127.0.0.1:' .. port, 'question names host and port')
+  contains(asked[1].prompt, '127.0.0.2:' .. port, 'question names host and port')
 end)
 
 test('approval: deny → fetch fails with -32003 and the violation is notified', function()
-  local port, close, hits = http_server('secret')
+  local port, close, hits = http_server('secret', '127.0.0.3')
   for k in pairs(notes) do notes[k] = nil end
   asked = {}
   answer_with('^Deny$')
-  local err = await('fetch', cordon.fetch, ('http://127.0.0.1:%d/'):format(port), { timeoutMs = 10000 })
+  local err = await('fetch', cordon.fetch, ('http://127.0.0.3:%d/'):format(port), { timeoutMs = 10000 })
   truthy(err and err.code == -32003, 'denied with -32003: ' .. vim.inspect(err))
   eq(1, #asked, 'one approval question')
   eq(0, hits.n, 'the host server was not reached')
   wait_for('violation notification', function()
     return #notes_matching('cordon: blocked network access') > 0
   end, 5000)
+  close()
+end)
+
+-- A request from inside the sandbox through its HTTP proxy (NO_PROXY covers the sandbox's
+-- own loopback, so curl is told to use the proxy for this address).
+local function curl_via_proxy(url)
+  return ([[curl -sS --max-time 10 --noproxy '' -x "$HTTP_PROXY" %s]]):format(url)
+end
+
+test(':CordonRun: a denied request shows in the output and as a notification', function()
+  local port, close, hits = http_server('secret', '127.0.0.4')
+  for k in pairs(notes) do notes[k] = nil end
+  asked = {}
+  answer_with('^Deny$')
+  vim.cmd('CordonRun ' .. curl_via_proxy(('http://127.0.0.4:%d/'):format(port)) .. '; echo curl-exit=$?')
+  wait_for('the command to finish', function()
+    for _, l in ipairs(output_lines()) do
+      if l:match('^curl%-exit=') then
+        return true
+      end
+    end
+  end, 20000)
+  close()
+  eq(1, #asked, 'one approval question')
+  contains(asked[1].prompt, '127.0.0.4:' .. port, 'question names host and port')
+  eq(0, hits.n, 'the host server was not reached')
+  truthy(not vim.tbl_contains(output_lines(), 'curl-exit=0'), 'curl failed')
+  wait_for('the violation in the output', function()
+    for _, l in ipairs(output_lines()) do
+      if l:match('^%[cordon%] blocked %(network%)') then
+        return true
+      end
+    end
+  end, 5000)
+  wait_for('violation notification', function()
+    return #notes_matching('cordon: blocked network access') > 0
+  end, 5000)
+end)
+
+test(':CordonRun: allow-session is asked once, then the sandbox reaches that host', function()
+  local port, close, hits = http_server('hello again', '127.0.0.5')
+  asked = {}
+  answer_with('^Allow for this session$')
+  local url = ('http://127.0.0.5:%d/'):format(port)
+  local err, r = await('run', cordon.run, curl_via_proxy(url) .. ' && echo && ' .. curl_via_proxy(url), {})
+  no_error(err, 'exec')
+  eq(0, r.exitCode, 'curl exit code; stderr: ' .. tostring(r.stderr))
+  eq('hello again\nhello again', r.stdout, 'both requests answered')
+  eq(2, hits.n, 'requests served')
+  eq(1, #asked, 'asked once for the session')
   close()
 end)
 

@@ -159,12 +159,15 @@ function M.begin(command)
     text, carry[stream] = M.sanitize((carry[stream] or '') .. data)
     append(buf, text)
   end
+  local violations_shown = 0
   function w.violation(p)
     if not valid(buf) then
       return
     end
+    violations_shown = violations_shown + 1
     new_line(buf)
-    append(buf, ('[cordon] blocked (%s): %s\n'):format(tostring(p.kind), (M.sanitize(tostring(p.detail)))))
+    local text = require('cordon.prompts').text
+    append(buf, ('[cordon] blocked (%s): %s\n'):format(text(p.kind) or '?', (M.sanitize(text(p.detail) or ''))))
   end
   function w.finish(err, r)
     if not valid(buf) then
@@ -203,6 +206,12 @@ function M.begin(command)
       table.insert(parts, 'output truncated')
     end
     append(buf, '[' .. table.concat(parts, ', ') .. ']\n')
+    -- Violations the server reported only in the result (none arrived as notifications).
+    if violations_shown == 0 and type(r.violations) == 'table' then
+      for _, v in ipairs(r.violations) do
+        w.violation(v)
+      end
+    end
     local changes = type(r.changes) == 'table' and r.changes or {}
     for _, c in ipairs(changes) do
       append(buf, ('  %-8s %s\n'):format(tostring(c.status), (M.sanitize(tostring(c.path)))))

@@ -9,12 +9,27 @@ M.choices = {
   { decision = 'deny', label = 'Deny' },
 }
 
+-- One line of text for a protocol value: strings as they are, objects as `key: value, ...`
+-- (`detail` fields may be either), control characters blanked.
 local function text(v)
   if v == nil or v == vim.NIL then
     return nil
   end
+  if type(v) == 'table' then
+    local keys = vim.tbl_keys(v)
+    table.sort(keys, function(a, b)
+      return tostring(a) < tostring(b)
+    end)
+    local parts = {}
+    for _, k in ipairs(keys) do
+      local item = text(v[k]) or 'null'
+      table.insert(parts, type(k) == 'number' and item or (tostring(k) .. ': ' .. item))
+    end
+    return table.concat(parts, ', ')
+  end
   return (tostring(v):gsub('[%c]', ' '))
 end
+M.text = text
 
 --- The question shown for a sandbox/approve request: names the exact host, port and
 --- resolved address.
