@@ -3,12 +3,12 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fnmatch.h>
 #include <ftw.h>
 #include <glob.h>
-#include <cstdio>
-#include <cstring>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -524,13 +524,15 @@ int attach(const std::vector<sock_filter>& f) {
     sock_fprog fp{static_cast<unsigned short>(f.size()), const_cast<sock_filter*>(f.data())};
     return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) == 0 ? 0 : errno;
 }
-}  // namespace
+} // namespace
 
 int apply_seccomp_init(const SeccompProgram& prog) {
     if (int e = attach(prog.arguments)) return e;
     return attach(prog.allowlist);
 }
 
-int apply_seccomp_payload(const SeccompProgram& prog) { return attach(prog.payload); }
+int apply_seccomp_payload(const SeccompProgram& prog) {
+    return attach(prog.payload);
+}
 
-}  // namespace cordon::sandbox::steps
+} // namespace cordon::sandbox::steps

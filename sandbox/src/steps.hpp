@@ -55,17 +55,17 @@ std::variant<std::vector<int>, SetupError> open_listeners(const std::vector<std:
 // thing the init still needs: clone(CLONE_NEWPID). Attaching a 350-instruction filter costs
 // ~300 us (the kernel pre-computes its syscall cache), attaching the small one ~10 us.
 struct SeccompProgram {
-    std::vector<sock_filter> allowlist;  // default ENOSYS, explicit EPERM for dangerous calls
-    std::vector<sock_filter> arguments;  // default ALLOW, EPERM/EAFNOSUPPORT on argument checks
-    std::vector<sock_filter> payload;    // default ALLOW, clone(CLONE_NEWPID) -> EPERM
+    std::vector<sock_filter> allowlist; // default ENOSYS, explicit EPERM for dangerous calls
+    std::vector<sock_filter> arguments; // default ALLOW, EPERM/EAFNOSUPPORT on argument checks
+    std::vector<sock_filter> payload;   // default ALLOW, clone(CLONE_NEWPID) -> EPERM
 };
 std::variant<SeccompProgram, SetupError> build_seccomp();
 // Compiled once per process (libseccomp takes ~1 ms): what start_init sends to the init.
 const std::variant<SeccompProgram, SetupError>& compiled_seccomp();
 std::vector<std::string> serialize(const SeccompProgram& prog);
 std::optional<SeccompProgram> deserialize_seccomp(const std::vector<std::string>& blobs);
-int apply_seccomp_init(const SeccompProgram& prog);     // returns 0 or errno
-int apply_seccomp_payload(const SeccompProgram& prog);  // returns 0 or errno; async-signal-safe
+int apply_seccomp_init(const SeccompProgram& prog);    // returns 0 or errno
+int apply_seccomp_payload(const SeccompProgram& prog); // returns 0 or errno; async-signal-safe
 
 // landlock.cpp
 int landlock_abi(); // 0 when unavailable

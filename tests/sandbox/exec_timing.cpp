@@ -45,20 +45,20 @@ double run_cmd(const std::vector<const char*>& argv) {
     return us_since(t0);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     const int n = argc > 1 ? std::atoi(argv[1]) : 300;
     std::vector<double> bare, exec, start, bwrap;
-    for (int i = 0; i < n; ++i) bare.push_back(run_cmd({"/bin/true", nullptr}));
-
     TestSandbox sb;
     if (!sb.ok()) {
         fprintf(stderr, "sandbox: %s\n", sb.error().c_str());
         return 1;
     }
-    for (int i = 0; i < 20; ++i) sb.run({"/bin/true"});  // warm up
+    for (int i = 0; i < 20; ++i)
+        sb.run({"/bin/true"}); // warm up
     for (int i = 0; i < n; ++i) {
+        bare.push_back(run_cmd({"/bin/true", nullptr})); // interleaved with the sandboxed one
         auto t0 = Clock::now();
         auto r = sb.run({"/bin/true"});
         exec.push_back(us_since(t0));
@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
         }
     }
     TempTree tree;
-    for (int i = 0; i < 30; ++i) {
+    // Interleaved, so background load hits both sides alike.
+    for (int i = 0; i < 40; ++i) {
         SandboxSpec spec;
         spec.workspace = tree.workspace;
         spec.state_dir = tree.state;
@@ -84,10 +85,9 @@ int main(int argc, char** argv) {
         close(p.control_fd);
         kill(p.pid, SIGKILL);
         waitpid(p.pid, nullptr, 0);
+        bwrap.push_back(run_cmd(
+            {"/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/", "/", "/bin/true", nullptr}));
     }
-    for (int i = 0; i < 30; ++i)
-        bwrap.push_back(run_cmd({"/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/", "/",
-                                 "/bin/true", nullptr}));
     auto t0 = Clock::now();
     auto facilities = probe_host();
     double probe = us_since(t0);

@@ -516,6 +516,31 @@ void attack_unix(const char* abstract_name) {
     }
 }
 
+// Landlock ABI 6 scoping: listens on an abstract socket until killed.
+void listen_abstract(const char* name) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::size_t len = std::min(strlen(name), sizeof(addr.sun_path) - 2);
+    memcpy(addr.sun_path + 1, name, len);
+    if (bind(s, reinterpret_cast<sockaddr*>(&addr),
+             static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + len)) != 0 ||
+        listen(s, 4) != 0) {
+        info("listen @" + std::string(name), strerror(errno));
+        return;
+    }
+    info("listen @" + std::string(name), "listening");
+    for (;;)
+        pause();
+}
+
+void connect_abstract(const char* name) {
+    if (unix_connect(name, true))
+        escaped(std::string("connect @") + name, "connected across commands");
+    else
+        blocked(std::string("connect @") + name, strerror(errno));
+}
+
 void attack_tcp(int port) {
     for (const char* host : {"127.0.0.1", "10.0.2.2", "8.8.8.8", "169.254.169.254"}) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -709,6 +734,10 @@ int main(int argc, char** argv) {
         attack_unix(a);
     else if (name == "tcp")
         attack_tcp(a ? atoi(a) : 80);
+    else if (name == "listen-abstract")
+        listen_abstract(a ? a : "cordon");
+    else if (name == "connect-abstract")
+        connect_abstract(a ? a : "cordon");
     else if (name == "read")
         attack_read(a ? a : "/etc/shadow");
     else if (name == "write")
