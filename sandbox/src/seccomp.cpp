@@ -375,7 +375,7 @@ const char* const kDenied[] = {"ptrace",
                                "vhangup",
                                "uselib",
                                "lookup_dcookie",
-                               "personality",
+
                                "sethostname",
                                "setdomainname",
                                "nfsservctl",
@@ -437,6 +437,14 @@ std::variant<SeccompProgram, SetupError> build_seccomp() {
             if (nr == __NR_SCMP_ERROR || nr < 0) continue;
             if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 0); rc < 0)
                 return fail(-rc, name);
+        }
+        // personality: only the query and the default persona (as Docker's profile); others,
+        // e.g. READ_IMPLIES_EXEC or ADDR_NO_RANDOMIZE, fall to the default ENOSYS.
+        for (scmp_datum_t persona : {0x0ul, 0x8ul, 0xfffffffful}) {
+            if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
+                                          SCMP_A0(SCMP_CMP_EQ, persona));
+                rc < 0)
+                return fail(-rc, "personality rule");
         }
         // clone3 passes its flags in memory seccomp cannot read: ENOSYS makes libc fall back
         // to clone(), whose flags the second filter checks.

@@ -2,8 +2,10 @@
 #include "harness.hpp"
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <csignal>
 #include <dirent.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,4 +116,56 @@ TEST_CASE("setup failures name the step and the fix", "[sandbox][session]") {
     REQUIRE(std::holds_alternative<SetupError>(r));
     CHECK(std::get<SetupError>(r).step == "exec");
     CHECK(std::get<SetupError>(r).err == ENOENT);
+}
+
+TEST_CASE("listen_ports: the server accepts connections made inside the sandbox",
+          "[sandbox][session]") {
+    TestSandbox sb([](SandboxSpec& s) { s.listen_ports = {18080}; });
+    REQUIRE(sb.error() == "");
+    REQUIRE(sb.init().listener_fds.size() == 1);
+    auto id = sb.spawn({"/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/18080; echo via-proxy >&3"});
+    int conn = accept4(sb.init().listener_fds[0], nullptr, nullptr, SOCK_CLOEXEC);
+    REQUIRE(conn >= 0);
+    char buf[64] = {};
+    ssize_t n = read(conn, buf, sizeof(buf) - 1);
+    close(conn);
+    CHECK(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0) == "via-proxy\n");
+    CHECK(sb.wait(id).exit_code() == 0);
+}
+
+TEST_CASE("workspace files owned by another user are reported at start", "[sandbox][session]") {
+    TempTree t;
+    std::string ws = t.workspace;
+    if (geteuid() == 0) {
+        write_file(t.workspace + "/foreign.txt", "x\n");
+        REQUIRE(chown((t.workspace + "/foreign.txt").c_str(), 65534, 65534) == 0);
+    } else {
+        ws = "/etc/skel"; // root-owned files a regular user can read
+    }
+    TestSandbox sb([&ws](SandboxSpec& s) { s.workspace = ws; }, &t);
+    REQUIRE(sb.error() == "");
+    bool noted = false;
+    for (const auto& n : sb.init().ready.notes)
+        noted |= n.find("owned by another user") != std::string::npos;
+    CHECK(noted);
+}
+
+TEST_CASE("probe_host reports every facility quickly", "[sandbox][session]") {
+    auto t0 = std::chrono::steady_clock::now();
+    auto facilities = probe_host();
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    CHECK(ms < 100);
+    std::vector<std::string> names;
+    for (const auto& f : facilities) {
+        names.push_back(f.name);
+        INFO(f.name << ": " << f.detail << " fix: " << f.fix);
+        if (f.required) {
+            CHECK(f.available); // this host has every required facility: fail loudly if not
+        }
+        if (!f.available) CHECK_FALSE(f.fix.empty());
+    }
+    CHECK(names == std::vector<std::string>{"userns", "overlay", "seccomp", "landlock", "cgroups"});
+    CHECK_FALSE(facilities.back().required);
 }
