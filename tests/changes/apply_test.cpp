@@ -448,3 +448,41 @@ TEST_CASE("discard (overlay unmounted) drops listed or all pending changes", "[c
     CHECK(slurp(o.sb("dir/b.txt")) == "b\n");
     CHECK(fs::is_empty(o.upper));
 }
+
+TEST_CASE("discard through the sandbox's view while the overlay is mounted", "[changes][discard]") {
+    Overlay o;
+    spit(o.real("mod.txt"), "real\n");
+    spit(o.real("del.txt"), "real del\n");
+    spit(o.real("dir/a.txt"), "a\n");
+    spit(o.real("dir/b.txt"), "b\n");
+    spit(o.real("todir"), "was a file\n");
+    fs::create_symlink("mod.txt", o.real("lnk"));
+    o.mount();
+    spit(o.sb("mod.txt"), "sandbox\n");
+    fs::remove(o.sb("del.txt"));
+    fs::remove_all(o.sb("dir"));
+    spit(o.sb("dir"), "now a file\n");
+    fs::remove(o.sb("todir"));
+    spit(o.sb("todir/x"), "x\n");
+    fs::remove(o.sb("lnk"));
+    spit(o.sb("lnk"), "no longer a link\n");
+    spit(o.sb("added.txt"), "new\n");
+    spit(o.sb("keep.txt"), "keep me\n");
+    CHECK_THROWS_AS(discard_changes_through_view(o.files(false), {}), RpcError);
+
+    auto out = discard_changes_through_view(
+        o.files(), {"mod.txt", "del.txt", "dir", "todir", "lnk", "added.txt"});
+    CHECK(out.size() == 9);
+    ChangeSet c = compute_changes(o.files());
+    REQUIRE(c.files.size() == 1);
+    CHECK(c.files[0].path == "keep.txt");
+    CHECK(slurp(o.sb("mod.txt")) == "real\n");
+    CHECK(slurp(o.sb("del.txt")) == "real del\n");
+    CHECK(slurp(o.sb("dir/b.txt")) == "b\n");
+    CHECK(slurp(o.sb("todir")) == "was a file\n");
+    CHECK(fs::read_symlink(o.sb("lnk")) == "mod.txt");
+    CHECK_FALSE(fs::exists(o.sb("added.txt")));
+    // A later edit of the real file is not shown as the sandbox reverting it.
+    spit(o.real("mod.txt"), "user edit\n");
+    CHECK(compute_changes(o.files()).files.size() == 1);
+}

@@ -680,7 +680,96 @@ std::vector<std::string> discard_changes_offline(const SessionFiles& s,
     return out;
 }
 
+std::vector<std::string> discard_changes_through_view(const SessionFiles& s,
+                                                      const std::vector<std::string>& paths,
+                                                      const Limits& limits) {
+    std::vector<std::string> rels;
+    for (std::size_t i = 0; i < paths.size(); ++i)
+        rels.push_back(validate_request_path(s.workspace, paths[i], "/paths/" + std::to_string(i)));
+    if (s.sandbox_root_fd < 0)
+        throw protocol::RpcError(protocol::code::sandbox_unavailable,
+                                 "discard through the sandbox needs a running sandbox",
+                                 json{{"facility", "sandbox"}});
+    Roots roots = open_roots(s);
+    DiffOptions d;
+    d.with_patch = false;
+    d.with_git = false;
+    d.limits = limits;
+    d.paths = rels;
+    ChangeSet pending = compute_changes(s, d);
+    auto applied = load_applied(s.state_dir);
+    std::vector<std::string> out;
+    // Sandbox-only entries first (deepest first), then real content back (shallow first), so
+    // that a file <-> directory change is undone in the right order.
+    std::vector<const FileChange*> added, restore;
+    for (const auto& f : pending.files)
+        (f.base.type == EntryType::absent ? added : restore).push_back(&f);
+    std::sort(added.begin(), added.end(),
+              [](const FileChange* a, const FileChange* b) { return a->path > b->path; });
+    int view = roots.content.get();
+    for (const FileChange* f : added) {
+        auto [parent, name] = split_parent(f->path);
+        try {
+            UniqueFd dir = open_dir_chain(view, parent, false);
+            remove_tree(dir.get(), name);
+        } catch (const FsError& e) {
+            if (e.err != ENOENT && e.err != ENOTDIR && e.err != ELOOP) throw;
+        }
+        applied.erase(f->path);
+        out.push_back(f->path);
+    }
+    for (const FileChange* f : restore) {
+        Loaded real = load(roots.real.get(), f->path, limits, true);
+        if (real.side.type == EntryType::absent || real.too_large) continue;
+        auto [parent, name] = split_parent(f->path);
+        // Make every parent a directory in the sandbox again.
+        UniqueFd dir = open_dir_chain(view, "", false);
+        for (const auto& c : split_rel(parent)) {
+            EntryStat st = stat_at(dir.get(), c);
+            if (st.type != EntryType::dir) {
+                if (st.type != EntryType::absent) remove_tree(dir.get(), c);
+                if (::mkdirat(dir.get(), c.c_str(), 0755) != 0 && errno != EEXIST)
+                    throw FsError(errno, c, "cannot create directory in the sandbox");
+            }
+            dir = open_at(dir.get(), c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, Resolve::strict);
+        }
+        if (stat_at(dir.get(), name).type == EntryType::dir) remove_tree(dir.get(), name);
+        std::string tmp = ".cordon-discard-" + random_hex(6);
+        if (real.side.type == EntryType::symlink) {
+            if (::symlinkat(real.data.c_str(), dir.get(), tmp.c_str()) != 0)
+                throw FsError(errno, f->path, "cannot restore symlink");
+        } else {
+            UniqueFd o(::openat(dir.get(), tmp.c_str(),
+                                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+            if (!o) throw FsError(errno, f->path, "cannot restore");
+            write_all(o.get(), real.data, f->path);
+            UniqueFd rdir = open_dir_chain(roots.real.get(), parent, false);
+            ::fchmod(o.get(), stat_at(rdir.get(), name).mode & 0777);
+        }
+        if (::renameat(dir.get(), tmp.c_str(), dir.get(), name.c_str()) != 0) {
+            int e = errno;
+            ::unlinkat(dir.get(), tmp.c_str(), 0);
+            throw FsError(e, f->path, "cannot restore");
+        }
+        applied[f->path] = real.side;
+        out.push_back(f->path);
+    }
+    save_applied(s.state_dir, applied);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 // ---- JSON ---------------------------------------------------------------------------
+
+json audit_json(const ApplyResult& r) {
+    json j = to_json(r);
+    json written = json::array();
+    for (const auto& w : r.written)
+        written.push_back(
+            json{{"path", w.path}, {"baseHash", w.base_hash}, {"newHash", w.new_hash}});
+    j["written"] = std::move(written);
+    return j;
+}
 
 json to_json(const ApplyResult& r) {
     json conflicts = json::array();

@@ -79,7 +79,23 @@ std::vector<std::string> discard_changes_offline(const SessionFiles& s,
                                                  const std::vector<std::string>& paths,
                                                  const Limits& limits = {});
 
+// changes/discard while the sandbox runs (overlay mounted), through the sandbox's view only
+// (SessionFiles::sandbox_root_fd required): for each pending path (all when empty) the
+// sandbox's entry is made equal to the real workspace's — added entries are unlinked,
+// modified/deleted ones get the real content (temp + rename through the overlay), and the
+// path is recorded in applied.json as settled so a later edit of the real file does not show
+// as the sandbox reverting it. Legal while the overlay is mounted (no direct upper-dir
+// writes); the upper keeps copies equal to the real files. `.git` changes are left alone
+// (they are never applied anyway). Returns the paths discarded; throws RpcError -32602 on a
+// bad path, -32004 without a sandbox.
+std::vector<std::string> discard_changes_through_view(const SessionFiles& s,
+                                                      const std::vector<std::string>& paths,
+                                                      const Limits& limits = {});
+
 json to_json(const ApplyResult& r);
+// The audit-log record of an apply: applied/conflicts/protected plus each written file's
+// baseHash and newHash.
+json audit_json(const ApplyResult& r);
 ApplyRequest apply_request_from_json(const json& params); // throws RpcError -32602
 
 } // namespace cordon::server::changes
