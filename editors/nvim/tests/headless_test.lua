@@ -156,8 +156,18 @@ local function answer_with(label_pattern)
   end
 end
 
-local function output_lines()
-  return vim.api.nvim_buf_get_lines(output.buffer(), 0, -1, false)
+-- The output buffer's lines; with `header`, only those from the last line starting with it.
+local function output_lines(header)
+  local lines = vim.api.nvim_buf_get_lines(output.buffer(), 0, -1, false)
+  if not header then
+    return lines
+  end
+  for i = #lines, 1, -1 do
+    if lines[i]:sub(1, #header) == header then
+      return vim.list_slice(lines, i, #lines)
+    end
+  end
+  return {}
 end
 
 local function changed_paths(files)
@@ -246,6 +256,22 @@ test('rpc: Content-Length frames decode across arbitrary chunk boundaries', func
   eq('{}', vim.json.encode(vim.empty_dict()), 'empty params encode as an object')
 end)
 
+test('output: escape and control sequences are neutralised, also when split across chunks', function()
+  local w = output.begin('unit')
+  w.write('stdout', 'a\27[1')
+  w.write('stdout', ';31mb\27]8;;http://x\27')
+  w.write('stdout', '\\c\r')
+  w.write('stdout', '\nd\rhidden?\194\155e\0\n')
+  w.write('stderr', 'tail\27')
+  w.finish(nil, { exitCode = 0, reason = 'exited', durationMs = 1, changes = {} })
+  local lines = output_lines()
+  local i = #lines
+  while i > 0 and lines[i] ~= '$ unit' do
+    i = i - 1
+  end
+  eq({ '$ unit', 'abc', 'd', 'hidden?<9b>e^@', 'tail', '[exit 0, 1 ms]' }, vim.list_slice(lines, i, #lines), 'transcript')
+end)
+
 test('start: initialize reports isolation, session/create opens a session on the workspace', function()
   local err, s = await('start', cordon.start, { workspace = WS })
   no_error(err, 'start')
@@ -290,18 +316,19 @@ test(':CordonRun streams output into cordon://output, escape sequences neutralis
   end)
   vim.cmd([[CordonRun printf 'hi\n'; sleep 0.3; printf '\033[31mred\033[0m\033]0;pwned\007 \001done\n'; echo oops >&2]])
   -- Streaming: "hi" is in the buffer while the command still sleeps.
+  local H = "$ printf 'hi"
   wait_for('hi in the output buffer', function()
-    return vim.tbl_contains(output_lines(), 'hi')
+    return vim.tbl_contains(output_lines(H), 'hi')
   end, 10000)
   wait_for('the command to finish', function()
-    for _, l in ipairs(output_lines()) do
+    for _, l in ipairs(output_lines(H)) do
       if l:match('^%[exit 0, %d+ ms%]$') then
         return true
       end
     end
   end, 15000)
   unsubscribe()
-  local lines = output_lines()
+  local lines = output_lines(H)
   local text = table.concat(lines, '\n')
   truthy(chunks >= 2, 'at least 2 exec/output notifications (got ' .. chunks .. ')')
   contains(text, "$ printf 'hi\\n'", 'command header')
@@ -558,7 +585,7 @@ test(':CordonRun: a denied request shows in the output and as a notification', f
   answer_with('^Deny$')
   vim.cmd('CordonRun ' .. curl_via_proxy(('http://127.0.0.4:%d/'):format(port)) .. '; echo curl-exit=$?')
   wait_for('the command to finish', function()
-    for _, l in ipairs(output_lines()) do
+    for _, l in ipairs(output_lines('$ curl')) do
       if l:match('^curl%-exit=') then
         return true
       end
@@ -568,9 +595,9 @@ test(':CordonRun: a denied request shows in the output and as a notification', f
   eq(1, #asked, 'one approval question')
   contains(asked[1].prompt, '127.0.0.4:' .. port, 'question names host and port')
   eq(0, hits.n, 'the host server was not reached')
-  truthy(not vim.tbl_contains(output_lines(), 'curl-exit=0'), 'curl failed')
+  truthy(not vim.tbl_contains(output_lines('$ curl'), 'curl-exit=0'), 'curl failed')
   wait_for('the violation in the output', function()
-    for _, l in ipairs(output_lines()) do
+    for _, l in ipairs(output_lines('$ curl')) do
       if l:match('^%[cordon%] blocked %(network%)') then
         return true
       end

@@ -52,23 +52,32 @@ function M.open(split_cmd)
   return buf, win
 end
 
+-- Escape sequences left open at the end of a chunk: ESC alone, CSI without its final byte,
+-- OSC/DCS/SOS/PM/APC without their terminator (possibly ending with the ESC of ST).
+M.OPEN_SEQUENCES = {
+  '\27$',
+  '\27%[[0-?]*[ -/]*$',
+  '\27%][^\7\27]*\27?$',
+  '\27[PX%^_][^\27]*\27?$',
+}
+
 -- Removes terminal escape sequences and makes the remaining control characters visible.
 -- Returns the cleaned text and an incomplete trailing escape sequence to prepend to the
 -- next chunk of the same stream.
 function M.sanitize(text)
   local carry = ''
-  -- An ESC near the end that does not yet form a complete sequence waits for more data.
-  local last_esc = text:find('\27[^\27]*$')
-  if last_esc then
-    local tail = text:sub(last_esc)
-    local complete = tail:match('^\27%[[0-?]*[ -/]*[@-~]')
-      or tail:match('^\27%][^\7\27]*\7')
-      or tail:match('^\27%][^\7\27]*\27\\')
-      or tail:match('^\27[^%[%]]')
-    if not complete and #tail < 256 then
-      carry = tail
-      text = text:sub(1, last_esc - 1)
+  -- A sequence that is still open at the end of this chunk waits for the next one (up to a
+  -- size cap; past it, it is neutralised as it stands).
+  local open_at
+  for _, pattern in ipairs(M.OPEN_SEQUENCES) do
+    local at = text:find(pattern)
+    if at and (not open_at or at < open_at) then
+      open_at = at
     end
+  end
+  if open_at and #text - open_at < 4096 then
+    carry = text:sub(open_at)
+    text = text:sub(1, open_at - 1)
   end
   if carry == '' and text:sub(-1) == '\r' then
     carry, text = '\r', text:sub(1, -2) -- may be the first half of \r\n
@@ -130,7 +139,7 @@ end
 function M.note(text)
   local buf = M.buffer()
   new_line(buf)
-  append(buf, (M.sanitize(text)) .. '\n')
+  append(buf, (M.sanitize(text)))
 end
 
 --- Begins the transcript of one command. Returns a writer:
@@ -187,7 +196,7 @@ function M.begin(command)
     end
     new_line(buf)
     if err then
-      append(buf, '[cordon] failed: ' .. M.sanitize(require('cordon').format_error(err)) .. '\n')
+      append(buf, '[cordon] failed: ' .. M.sanitize(require('cordon').format_error(err)))
       return
     end
     local parts = { r.reason or '?' }
@@ -205,7 +214,7 @@ function M.begin(command)
     if r.stdoutTruncated == true or r.stderrTruncated == true then
       table.insert(parts, 'output truncated')
     end
-    append(buf, '[' .. table.concat(parts, ', ') .. ']\n')
+    append(buf, '[' .. table.concat(parts, ', ') .. ']')
     -- Violations the server reported only in the result (none arrived as notifications).
     if violations_shown == 0 and type(r.violations) == 'table' then
       for _, v in ipairs(r.violations) do
@@ -214,10 +223,10 @@ function M.begin(command)
     end
     local changes = type(r.changes) == 'table' and r.changes or {}
     for _, c in ipairs(changes) do
-      append(buf, ('  %-8s %s\n'):format(tostring(c.status), (M.sanitize(tostring(c.path)))))
+      append(buf, ('\n  %-8s %s'):format(tostring(c.status), (M.sanitize(tostring(c.path)))))
     end
     if #changes > 0 then
-      append(buf, '  (in the sandbox only: :CordonChanges to review, :CordonApply to apply)\n')
+      append(buf, '\n  (in the sandbox only: :CordonChanges to review, :CordonApply to apply)')
     end
   end
   return w
