@@ -544,6 +544,7 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                 } else {
                     req.body().data = nullptr;
                     req.body().size = 0;
+                    req.body().more = false;
                 }
                 c->touch();
                 auto [wec, wn] = co_await http::async_write(c->upstream, sr, tuple_awaitable);
@@ -623,6 +624,7 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                 } else {
                     res.body().data = nullptr;
                     res.body().size = 0;
+                    res.body().more = false;
                 }
                 c->touch();
                 auto [wec, wn] = co_await http::async_write(c->client, sr, tuple_awaitable);
