@@ -157,3 +157,13 @@ TEST_CASE("fs tools refuse paths and symlinks leading out of the workspace (RPC-
     CHECK_FALSE(fs::exists(o.fakehome / "new"));
     CHECK(slurp(o.sbroot / "etc/passwd") == "root:x:0:0\n");
 }
+
+TEST_CASE("fs/read never opens a FIFO for reading", "[changes][fs][security]") {
+    Overlay o;
+    o.mount();
+    REQUIRE(::mkfifo(o.sb("pipe").c_str(), 0644) == 0);
+    std::string msg;
+    CHECK(code_of([&] { fs_read(o.files(), {{"path", "pipe"}}); }, &msg) == -32602);
+    CHECK(msg.find("not a regular file") != std::string::npos);
+    CHECK(fs_list(o.files(), json::object())["omitted"] == 1);
+}

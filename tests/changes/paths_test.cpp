@@ -92,3 +92,16 @@ TEST_CASE("paths that run code on the host are protected (APPLY-03)", "[changes]
         CHECK_FALSE(is_protected_path(p));
     }
 }
+
+#include "cordon/server/changes/diff.hpp"
+
+TEST_CASE("changes/diff params: paths are validated", "[changes][paths]") {
+    using cordon::protocol::json;
+    CHECK(diff_options_from_json(json::object(), "/ws").paths.empty());
+    CHECK(diff_options_from_json(json{{"paths", {"/ws/a", "b/"}}}, "/ws").paths ==
+          std::vector<std::string>{"a", "b"});
+    CHECK_THROWS_AS(diff_options_from_json(json{{"paths", {"../x"}}}, "/ws"),
+                    cordon::protocol::RpcError);
+    CHECK_THROWS_AS(diff_options_from_json(json{{"paths", "a"}}, "/ws"),
+                    cordon::protocol::RpcError);
+}

@@ -434,8 +434,8 @@ std::size_t recover_apply(const SessionFiles& s) {
     return removed;
 }
 
-ApplyResult apply_changes(const SessionFiles& s, const ApplyRequest& req,
-                          const ApplyOptions& opts) {
+static ApplyResult apply_changes_unchecked(const SessionFiles& s, const ApplyRequest& req,
+                                           const ApplyOptions& opts) {
     // 1. Every path is checked before anything is touched.
     std::vector<PlanItem> requested;
     std::set<std::string> seen;
@@ -633,9 +633,9 @@ void restore_hidden(int upper, int real, const std::string& rel, const Limits& l
 
 } // namespace
 
-std::vector<std::string> discard_changes_offline(const SessionFiles& s,
-                                                 const std::vector<std::string>& paths,
-                                                 const Limits& limits) {
+static std::vector<std::string>
+discard_changes_offline_unchecked(const SessionFiles& s, const std::vector<std::string>& paths,
+                                  const Limits& limits) {
     std::vector<std::string> rels;
     for (std::size_t i = 0; i < paths.size(); ++i)
         rels.push_back(validate_request_path(s.workspace, paths[i], "/paths/" + std::to_string(i)));
@@ -680,9 +680,9 @@ std::vector<std::string> discard_changes_offline(const SessionFiles& s,
     return out;
 }
 
-std::vector<std::string> discard_changes_through_view(const SessionFiles& s,
-                                                      const std::vector<std::string>& paths,
-                                                      const Limits& limits) {
+static std::vector<std::string>
+discard_changes_through_view_unchecked(const SessionFiles& s, const std::vector<std::string>& paths,
+                                       const Limits& limits) {
     std::vector<std::string> rels;
     for (std::size_t i = 0; i < paths.size(); ++i)
         rels.push_back(validate_request_path(s.workspace, paths[i], "/paths/" + std::to_string(i)));
@@ -815,6 +815,45 @@ ApplyRequest apply_request_from_json(const json& params) {
         }
     }
     return req;
+}
+
+ApplyResult apply_changes(const SessionFiles& s, const ApplyRequest& req,
+                          const ApplyOptions& opts) {
+    try {
+        return apply_changes_unchecked(s, req, opts);
+    } catch (const FsError& e) {
+        throw protocol::RpcError(
+            protocol::code::internal_error, std::string("apply changes: ") + e.what(),
+            json{{"step", "apply_changes"}, {"errno", e.err}, {"path", printable_path(e.path)}});
+    }
+}
+
+std::vector<std::string> discard_changes_offline(const SessionFiles& s,
+                                                 const std::vector<std::string>& paths,
+                                                 const Limits& limits) {
+    try {
+        return discard_changes_offline_unchecked(s, paths, limits);
+    } catch (const FsError& e) {
+        throw protocol::RpcError(protocol::code::internal_error,
+                                 std::string("discard changes offline: ") + e.what(),
+                                 json{{"step", "discard_changes_offline"},
+                                      {"errno", e.err},
+                                      {"path", printable_path(e.path)}});
+    }
+}
+
+std::vector<std::string> discard_changes_through_view(const SessionFiles& s,
+                                                      const std::vector<std::string>& paths,
+                                                      const Limits& limits) {
+    try {
+        return discard_changes_through_view_unchecked(s, paths, limits);
+    } catch (const FsError& e) {
+        throw protocol::RpcError(protocol::code::internal_error,
+                                 std::string("discard changes through view: ") + e.what(),
+                                 json{{"step", "discard_changes_through_view"},
+                                      {"errno", e.err},
+                                      {"path", printable_path(e.path)}});
+    }
 }
 
 } // namespace cordon::server::changes

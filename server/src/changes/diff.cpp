@@ -558,7 +558,9 @@ GitSummary summarize_git(const SessionFiles& s, int upper,
     char hex[GIT_OID_HEXSZ + 1];
     if (r->has_real_head) g.real_head = git_oid_tostr(hex, sizeof hex, &r->real_head);
     if (r->has_sandbox_head) g.sandbox_head = git_oid_tostr(hex, sizeof hex, &r->sandbox_head);
-    g.sandbox_branch = r->branch;
+    g.sandbox_branch = is_valid_utf8(r->branch) && !has_control_chars(r->branch)
+                           ? r->branch
+                           : printable_path(r->branch);
     g.head_moved = g.real_head != g.sandbox_head;
     if (!r->has_sandbox_head || !g.head_moved) return g;
     git_revwalk* raw_walk = nullptr;
@@ -598,7 +600,7 @@ GitSummary summarize_git(const SessionFiles& s, int upper,
 
 } // namespace
 
-ChangeSet compute_changes(const SessionFiles& s, const DiffOptions& opts) {
+static ChangeSet compute_changes_unchecked(const SessionFiles& s, const DiffOptions& opts) {
     const Limits& l = opts.limits;
     Roots roots = open_roots(s);
     ChangeSet out;
@@ -794,6 +796,20 @@ std::string export_git_series(const SessionFiles& s, std::size_t max_commits) {
     return out;
 }
 
+DiffOptions diff_options_from_json(const json& params, const std::string& workspace) {
+    DiffOptions o;
+    if (!params.is_object() || !params.contains("paths") || params["paths"].is_null()) return o;
+    const json& p = params["paths"];
+    if (!p.is_array()) throw protocol::invalid_params("/paths", "must be an array");
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        if (!p[i].is_string())
+            throw protocol::invalid_params("/paths/" + std::to_string(i), "must be a string");
+        o.paths.push_back(validate_request_path(workspace, p[i].get<std::string>(),
+                                                "/paths/" + std::to_string(i)));
+    }
+    return o;
+}
+
 json to_json(const GitSummary& g) {
     json commits = json::array();
     for (const auto& c : g.commits)
@@ -840,6 +856,16 @@ json to_json(const ChangeSet& c) {
     j["git"] = to_json(c.git);
     j["skipped"] = std::move(skipped);
     return j;
+}
+
+ChangeSet compute_changes(const SessionFiles& s, const DiffOptions& opts) {
+    try {
+        return compute_changes_unchecked(s, opts);
+    } catch (const FsError& e) {
+        throw protocol::RpcError(
+            protocol::code::internal_error, std::string("compute changes: ") + e.what(),
+            json{{"step", "compute_changes"}, {"errno", e.err}, {"path", printable_path(e.path)}});
+    }
 }
 
 } // namespace cordon::server::changes

@@ -83,13 +83,21 @@ std::string rel_of(const SessionFiles& s, const json& params, bool required) {
 
 std::string read_text_or_bytes(int ws, const std::string& rel, std::uint64_t max,
                                struct stat* st_out) {
+    // Look before opening for reading: a FIFO or device is never opened.
+    int pfd = openat2_raw(ws, rel, O_PATH, Resolve::beneath);
+    if (pfd < 0) throw path_error("/path", rel, why_of(errno));
+    UniqueFd pf(pfd);
+    struct stat pst;
+    if (::fstat(pf.get(), &pst) != 0) throw path_error("/path", rel, why_of(errno));
+    if (S_ISDIR(pst.st_mode)) throw path_error("/path", rel, "is a directory");
+    if (!S_ISREG(pst.st_mode)) throw path_error("/path", rel, "is not a regular file");
     int fd = openat2_raw(ws, rel, O_RDONLY | O_NONBLOCK, Resolve::beneath);
     if (fd < 0) throw path_error("/path", rel, why_of(errno));
     UniqueFd f(fd);
     struct stat st;
     if (::fstat(f.get(), &st) != 0) throw path_error("/path", rel, why_of(errno));
-    if (S_ISDIR(st.st_mode)) throw path_error("/path", rel, "is a directory");
-    if (!S_ISREG(st.st_mode)) throw path_error("/path", rel, "is not a regular file");
+    if (!S_ISREG(st.st_mode) || st.st_ino != pst.st_ino || st.st_dev != pst.st_dev)
+        throw path_error("/path", rel, "changed while being opened");
     if (static_cast<std::uint64_t>(st.st_size) > max)
         throw path_error("/path", rel, "is larger than " + std::to_string(max) + " bytes");
     if (st_out) *st_out = st;

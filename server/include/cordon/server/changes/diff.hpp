@@ -87,6 +87,9 @@ struct DiffOptions {
 // dir cannot be opened.
 ChangeSet compute_changes(const SessionFiles& s, const DiffOptions& opts = {});
 
+// DiffOptions from `changes/diff` params ({paths?}); paths validated (RpcError -32602).
+DiffOptions diff_options_from_json(const json& params, const std::string& workspace);
+
 // The `changes/diff` result: {files:[{path,status,type,binary,protected,baseHash,newHash,
 // oldMode,newMode,unified}], patch, git:{...}, skipped:[{path,kind,reason}]}.
 json to_json(const ChangeSet& c);
