@@ -145,7 +145,7 @@ test('sandbox/approve is a modal naming host, port and address; the answer decid
 test('sandbox/violation shows a warning and goes to the output', { timeout: 60000 }, async (t) => {
     const h = await startExtension({ settings: { 'cordon.policy': { network: { deny: ['denied.invalid'] } } } });
     t.after(() => h.stop());
-    const r = await h.api.runCommand('curl -sS -m 5 -o /dev/null http://denied.invalid/ ; echo "curl exit $?"');
+    const r = await h.api.runCommand('curl -fsS -m 5 -o /dev/null http://denied.invalid/ ; echo "curl exit $?"');
     assert.match(r.stdout, /curl exit [1-9]/);
     const warning = await waitFor(() => h.ui.messages.find((m) => m.level === 'warning' && /blocked \(network\)/.test(m.message)),
                                   'a violation warning', 10000);

@@ -151,6 +151,26 @@ test('protected files need a confirmation per file; discard drops a change', { t
     });
 });
 
+test('after a restart the folder resumes its session and its pending changes', { timeout: 60000 }, async (t) => {
+    const first = await startExtension();
+    let dirs;
+    try {
+        const r = await first.exec('cordon.runCommand', 'echo kept > kept.txt');
+        assert.equal(r.exitCode, 0, r.stderr);
+        const id = await first.api.sessionId();
+        dirs = await first.keep();
+        const second = await startExtension({ reuse: dirs });
+        t.after(() => second.stop());
+        assert.equal(await second.api.sessionId(), id);
+        assert.match(second.ui.output, /resumed, 1 pending file/);
+        const cat = await second.api.runCommand('cat kept.txt');
+        assert.equal(cat.stdout, 'kept\n');
+        assert.equal(fs.existsSync(path.join(second.workspace, 'kept.txt')), false);
+    } finally {
+        await first.stop();
+    }
+});
+
 test('cancelling a running command stops it ($/cancelRequest)', { timeout: 30000 }, async (t) => {
     const h = await startExtension();
     t.after(() => h.stop());

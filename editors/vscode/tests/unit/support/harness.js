@@ -47,12 +47,13 @@ async function waitFor(fn, what, timeoutMs = 15000) {
  * Starts the extension. Returns { api, ui, vscode, workspace, stateDir, exec(cmd, ...args), stop() }.
  * `files` seeds the workspace ({relative path: content}).
  */
-async function startExtension({ files = {}, settings = {} } = {}) {
+async function startExtension({ files = {}, settings = {}, reuse } = {}) {
     const bin = cordonBinary();
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cordon-vscode-'));
+    // `reuse: h.keep()` starts again on a previous run's workspace and state dir.
+    const tmp = reuse ?? fs.mkdtempSync(path.join(os.tmpdir(), 'cordon-vscode-'));
     const workspace = path.join(tmp, 'workspace');
     const stateDir = path.join(tmp, 'state');
-    fs.mkdirSync(workspace);
+    fs.mkdirSync(workspace, { recursive: true });
     for (const [rel, content] of Object.entries(files)) {
         fs.mkdirSync(path.dirname(path.join(workspace, rel)), { recursive: true });
         fs.writeFileSync(path.join(workspace, rel), content);
@@ -70,15 +71,18 @@ async function startExtension({ files = {}, settings = {} } = {}) {
     };
     const api = await ext.activate(extensionContext);
     let stopped = false;
+    let keep = false;
     const stop = async () => {
         if (stopped) return;
         stopped = true;
         await ext.deactivate();
         for (const d of extensionContext.subscriptions) d.dispose();
-        fs.rmSync(tmp, { recursive: true, force: true });
+        if (!keep) fs.rmSync(tmp, { recursive: true, force: true });
     };
     const h = {
         api, ui: s.ui, vscode: s.vscode, workspace, stateDir, stop,
+        /** Stops the extension but keeps its directories; returns them for `reuse`. */
+        keep: async () => { keep = true; await stop(); return tmp; },
         exec: (id, ...args) => s.vscode.commands.executeCommand(id, ...args),
         /** The file nodes the "cordon changes" view shows now, as {label, description}. */
         treeFiles: async () => {
