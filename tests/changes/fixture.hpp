@@ -2,7 +2,9 @@
 // holds upper/ and work/, <base>/sbroot stands in for the sandbox's root directory with the
 // overlay mounted at <base>/sbroot/<base>/ws (the same absolute path inside), and
 // <base>/fakehome is a directory outside the workspace that attacks aim at.
-// Needs CAP_SYS_ADMIN in the current user namespace (root, or `unshare -Urm`).
+// Needs CAP_SYS_ADMIN in the current user namespace: as root it mounts directly; otherwise
+// the test process first moves itself into a new user + mount namespace (as `unshare -Urm`
+// would), so the tests run unprivileged too (needs unprivileged user namespaces).
 #pragma once
 
 #include "cordon/server/changes/context.hpp"
@@ -10,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,12 +46,33 @@ inline int run(const std::string& cmd) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+// Once per process: become root of a private user + mount namespace unless already root.
+inline void ensure_mount_capability() {
+    static bool done = false;
+    if (done || ::geteuid() == 0) return;
+    done = true;
+    uid_t uid = ::geteuid();
+    gid_t gid = ::getegid();
+    REQUIRE(::unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0);
+    auto put = [](const char* file, const std::string& text) {
+        int fd = ::open(file, O_WRONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+        ::close(fd);
+    };
+    put("/proc/self/setgroups", "deny");
+    put("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1");
+    put("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
+    ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+}
+
 struct Overlay {
     fs::path base, ws, fakehome, state, upper, work, sbroot, merged;
     int root_fd = -1;
     bool mounted = false;
 
     Overlay() {
+        ensure_mount_capability();
         char tmpl[] = "/tmp/chtest.XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
         base = fs::canonical(tmpl);
