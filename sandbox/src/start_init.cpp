@@ -140,12 +140,14 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
         proc.pid = pid;
         proc.control_fd = control;
         proc.ready = std::get<InitReady>(*reply);
-        proc.listener_fds = fds;
-        if (fds.size() != spec.listen_ports.size()) {
+        if (fds.size() != spec.listen_ports.size() + 1) {
             for (int f : fds)
                 close(f);
             return fail(error("listen", EPROTO, "", "listener count mismatch"));
         }
+        proc.root_fd = fds.back();
+        fds.pop_back();
+        proc.listener_fds = fds;
         return proc;
     }
 }

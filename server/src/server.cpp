@@ -1,6 +1,7 @@
 #include "cordon/server/server.hpp"
 
 #include "cordon/protocol/params.hpp"
+#include "cordon/server/changes/diff.hpp"
 #include "cordon/server/upper_dir.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -190,6 +191,7 @@ void Server::register_methods(Dispatcher& d) {
     d.add("session/list", bind(&Server::session_list));
     d.add("session/close", bind(&Server::session_close));
     d.add("exec", bind(&Server::exec));
+    register_tools(d);
 }
 
 asio::awaitable<json> Server::session_create(Call& c) {
@@ -241,11 +243,13 @@ asio::awaitable<json> Server::session_create(Call& c) {
 asio::awaitable<json> Server::session_list(Call& c) {
     json list = json::array();
     for (auto& [id, s] : sessions_) {
-        auto changes =
-            changes_from_upper(snapshot_upper(s->upper_dir()), s->upper_dir(), s->info().workspace);
+        changes::DiffOptions opts;
+        opts.with_patch = false;
+        opts.with_git = false;
+        auto pending = changes::compute_changes(s->files(), opts).files.size();
         list.push_back({{"sessionId", id},
                         {"workspace", s->info().workspace},
-                        {"changedFiles", changes.size()},
+                        {"changedFiles", pending},
                         {"running", s->running()}});
     }
     co_return json{{"sessions", list}};

@@ -134,14 +134,23 @@ void Session::start() {
     asio::co_spawn(io_, control_loop(), asio::detached);
 }
 
-void Session::stop() {
-    if (!running()) return;
-    ::kill(init_.pid, SIGKILL);
-    ::waitpid(init_.pid, nullptr, 0);
-    init_.pid = -1;
+// Kills the init (and so every process of the sandbox) and drops what it handed over.
+void Session::release_init() {
+    if (init_.pid > 0) {
+        ::kill(init_.pid, SIGKILL);
+        ::waitpid(init_.pid, nullptr, 0);
+        init_.pid = -1;
+    }
     for (int fd : init_.listener_fds)
         ::close(fd);
     init_.listener_fds.clear();
+    if (init_.root_fd >= 0) ::close(init_.root_fd);
+    init_.root_fd = -1;
+}
+
+void Session::stop() {
+    if (!running()) return;
+    release_init();
     for (auto& [id, r] : running_)
         r->cancelled_by_close = true;
     fail_all("the session was closed");
@@ -150,6 +159,11 @@ void Session::stop() {
         control_->close(ec); // also closes control_fd
         control_.reset();
     }
+}
+
+changes::AuditLog& Session::audit() {
+    if (!audit_) audit_ = std::make_unique<changes::AuditLog>(info_.state_dir / "audit.jsonl");
+    return *audit_;
 }
 
 void Session::fail_all(const std::string& why) {
@@ -177,11 +191,7 @@ asio::awaitable<void> Session::control_loop() {
                 spdlog::error("session {}: sandbox init is gone ({})", id(),
                               err ? std::strerror(err) : "EOF");
                 fail_all("the sandbox init exited unexpectedly");
-                if (init_.pid > 0) {
-                    ::kill(init_.pid, SIGKILL);
-                    ::waitpid(init_.pid, nullptr, 0);
-                    init_.pid = -1;
-                }
+                release_init();
                 boost::system::error_code cec;
                 if (control_) control_->close(cec);
                 control_.reset();

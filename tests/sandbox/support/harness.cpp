@@ -166,6 +166,7 @@ TestSandbox::~TestSandbox() {
     for (int f : init_.listener_fds)
         close(f);
     if (init_.control_fd >= 0) close(init_.control_fd);
+    if (init_.root_fd >= 0) close(init_.root_fd);
     if (init_.pid > 0) {
         ::kill(init_.pid, SIGKILL);
         waitpid(init_.pid, nullptr, 0);

@@ -95,7 +95,10 @@ struct InitProcess {
     int pid = -1;        // host pid of the cordon-sandbox process
     int control_fd = -1; // SOCK_SEQPACKET, CLOEXEC, owned by the caller
     InitReady ready;
-    std::vector<int> listener_fds; // one per SandboxSpec::listen_ports, same order
+    std::vector<int> listener_fds;  // one per SandboxSpec::listen_ports, same order
+    // O_PATH fd of the sandbox's root directory as payloads see it (overlay workspace,
+    // masks), owned by the caller. Only the server holds it; nothing in the sandbox does.
+    int root_fd = -1;
 };
 
 // Starts `init_exe` (the cordon-sandbox binary) for `spec` with an empty environment and

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,6 +55,12 @@ class Server {
     asio::awaitable<json> session_list(Call& c);
     asio::awaitable<json> session_close(Call& c);
     asio::awaitable<json> exec(Call& c);
+
+    // The file and change tools (tools.cpp): run `fn` on the call's session and record the
+    // call in the session's audit log. `needs_sandbox` starts the session's sandbox first.
+    asio::awaitable<json> session_tool(Call& c, bool needs_sandbox,
+                                       const std::function<json(Session&)>& fn);
+    void register_tools(Dispatcher& d);
 
     asio::io_context& io_;
     ServerOptions opts_;

@@ -11,6 +11,8 @@
 
 #include "cordon/protocol/messages.hpp"
 #include "cordon/sandbox/sandbox.hpp"
+#include "cordon/server/changes/audit_log.hpp"
+#include "cordon/server/changes/context.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -60,11 +62,18 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // The overlay's upper dir: what changed relative to the real workspace.
     std::filesystem::path upper_dir() const { return info_.state_dir / "upper"; }
+    // Where the changes engine finds this session's files (root fd -1 when stopped).
+    changes::SessionFiles files() const {
+        return {info_.workspace, init_.root_fd, upper_dir(), info_.state_dir};
+    }
+    // The session's append-only audit log (state_dir/audit.jsonl), opened on first use.
+    changes::AuditLog& audit();
 
   private:
     struct Running;
     asio::awaitable<void> control_loop();
     void fail_all(const std::string& why);
+    void release_init();
 
     asio::io_context& io_;
     SessionInfo info_;
@@ -75,6 +84,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::map<std::uint64_t, std::shared_ptr<Running>> running_;
     std::uint64_t next_exec_id_ = 1;
     int lock_fd_ = -1; // flock on state_dir/lock while this server runs the session
+    std::unique_ptr<changes::AuditLog> audit_;
 };
 
 } // namespace cordon::server
