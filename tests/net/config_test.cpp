@@ -30,7 +30,7 @@ Verdict verdict(const NetworkPolicy& p, const char* host, std::uint16_t port = 4
 }
 } // namespace
 
-TEST_CASE("config: user file, session override, workspace narrowing", "[net][config]") {
+TEST_CASE("config: user file / session override / workspace narrowing", "[net][config]") {
     TempDir d;
     auto user = d.write("user/config.json", R"({
         "network": {"allow": ["*.github.com", "pypi.org", "example.com"], "deny": ["gist.github.com"]},
@@ -78,7 +78,7 @@ TEST_CASE("config: user file, session override, workspace narrowing", "[net][con
     }
 }
 
-TEST_CASE("config: errors name the file and the JSON path; fail closed", "[net][config]") {
+TEST_CASE("config: errors name the file and the JSON path - fail closed", "[net][config]") {
     TempDir d;
     SECTION("bad rule") {
         auto user = d.write("config.json", R"({"network": {"allow": ["ok.com", "bad rule", 7]}})");

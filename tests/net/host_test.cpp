@@ -16,7 +16,7 @@ bool invalid(std::string_view s) {
 }
 } // namespace
 
-TEST_CASE("host names are canonicalised: case, trailing dot", "[net][host]") {
+TEST_CASE("host names are canonicalised: case / trailing dot", "[net][host]") {
     CHECK(canon("EXAMPLE.com.") == "example.com");
     CHECK(canon("Example.COM") == "example.com");
     CHECK(invalid("example.com.."));
@@ -26,7 +26,7 @@ TEST_CASE("host names are canonicalised: case, trailing dot", "[net][host]") {
     CHECK(invalid("."));
 }
 
-TEST_CASE("host names refuse NUL, control characters, spaces and delimiters", "[net][host]") {
+TEST_CASE("host names refuse NUL / control characters / spaces and delimiters", "[net][host]") {
     CHECK(invalid(std::string("example.com\0.evil.com", 21)));
     CHECK(invalid("example.com\r\nX-Injected: 1"));
     CHECK(invalid("exa mple.com"));
@@ -40,7 +40,7 @@ TEST_CASE("host names refuse NUL, control characters, spaces and delimiters", "[
     CHECK(invalid("\xff\xfe.com")); // not UTF-8
 }
 
-TEST_CASE("IDN names become A-labels (UTS#46); homographs stay distinct", "[net][host]") {
+TEST_CASE("IDN names become A-labels (UTS#46) - homographs stay distinct", "[net][host]") {
     CHECK(canon("bücher.de") == "xn--bcher-kva.de");
     CHECK(canon("BÜCHER.de") == "xn--bcher-kva.de");
     CHECK(canon("xn--bcher-kva.de") == "xn--bcher-kva.de");

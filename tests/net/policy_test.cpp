@@ -43,7 +43,7 @@ TEST_CASE("wildcards match strict subdomains only", "[net][policy]") {
     CHECK(host_verdict(p, "example.com.evil.com") == Verdict::ask);
 }
 
-TEST_CASE("ports: default 80 and 443, explicit, any", "[net][policy]") {
+TEST_CASE("ports: default 80 and 443 / explicit / any", "[net][policy]") {
     auto p = NetworkPolicy::from_strings({"example.com", "api.test:8443", "any.test:*"}, {});
     CHECK(host_verdict(p, "example.com", 443) == Verdict::allow);
     CHECK(host_verdict(p, "example.com", 80) == Verdict::allow);
@@ -58,7 +58,7 @@ TEST_CASE("ports: default 80 and 443, explicit, any", "[net][policy]") {
     CHECK(d.reason.find("port 22") != std::string::npos);
 }
 
-TEST_CASE("deny wins over allow; a deny without port denies every port", "[net][policy]") {
+TEST_CASE("deny wins over allow - a deny without port denies every port", "[net][policy]") {
     auto p = NetworkPolicy::from_strings({"*.example.com", "example.org:*"},
                                          {"bad.example.com", "example.org:25"});
     CHECK(host_verdict(p, "good.example.com") == Verdict::allow);
@@ -72,7 +72,7 @@ TEST_CASE("deny wins over allow; a deny without port denies every port", "[net][
     CHECK(d.rule == "bad.example.com");
 }
 
-TEST_CASE("IP and CIDR rules match IP literals only, in any encoding", "[net][policy]") {
+TEST_CASE("IP and CIDR rules match IP literals only / in any encoding", "[net][policy]") {
     auto p = NetworkPolicy::from_strings({"127.0.0.1:8080", "10.0.0.0/8", "[::1]:9000"}, {});
     CHECK(host_verdict(p, "127.0.0.1", 8080) == Verdict::allow);
     CHECK(host_verdict(p, "2130706433", 8080) == Verdict::allow);

@@ -58,7 +58,7 @@ void map_test_names(ProxyFixture& f) {
 
 } // namespace
 
-TEST_CASE("HTTP proxy: allowed, denied and never-resolved", "[net][proxy]") {
+TEST_CASE("HTTP proxy: allowed / denied and never-resolved", "[net][proxy]") {
     World w;
     ProxyFixture f(w.t, {w.origin(), "127.0.0.1:" + P(w.http.port())}, {"*.evil.test"});
     map_test_names(f);
@@ -330,7 +330,7 @@ TEST_CASE("CONNECT tunnels and SOCKS5", "[net][proxy]") {
     }
 }
 
-TEST_CASE("approvals: once, session, deny, timeout, one shared question", "[net][proxy]") {
+TEST_CASE("approvals: once / session / deny / timeout / one shared question", "[net][proxy]") {
     World w;
     auto url = "http://other.test:" + P(w.http.port()) + "/hello";
     auto rules = std::vector<std::string>{"127.0.0.1:" + P(w.http.port())};

@@ -557,17 +557,13 @@ std::string html_to_text(std::string_view h) {
         raw += c;
         ++i;
     }
-    // Collapse whitespace: spaces within lines, at most one blank line.
+    // Collapse whitespace: runs of spaces within lines, no empty lines.
     std::string out;
     std::string line;
-    int blank = 0;
     auto flush = [&]() {
         while (!line.empty() && line.back() == ' ')
             line.pop_back();
-        if (line.empty()) {
-            if (!out.empty() && blank++ < 1) out += '\n';
-        } else {
-            blank = 0;
+        if (!line.empty()) {
             out += line;
             out += '\n';
         }
