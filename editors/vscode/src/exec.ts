@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import * as rpc from 'vscode-jsonrpc/node';
 import { CordonContext, Session } from './sessions';
 import { errorMessage } from './server';
-import { neutralize } from './sanitize';
+import { neutralize, neutralizeLine } from './sanitize';
 
 export interface ExecParams {
     sessionId: string;
@@ -114,6 +114,17 @@ export function describeResult(r: ExecResult): string {
     return `[${how}, ${r.durationMs} ms, ${n} changed file${n === 1 ? '' : 's'}${trunc}]`;
 }
 
+/** One line for a violation carried in an exec result (shape as in sandbox/violation). */
+export function describeViolation(v: unknown): string {
+    if (v && typeof v === 'object') {
+        const o = v as { kind?: unknown; detail?: unknown };
+        if (o.kind !== undefined || o.detail !== undefined) {
+            return neutralizeLine(`${String(o.kind ?? 'violation')}: ${typeof o.detail === 'string' ? o.detail : JSON.stringify(o.detail ?? v)}`);
+        }
+    }
+    return neutralizeLine(JSON.stringify(v));
+}
+
 export function activate(ctx: CordonContext): void {
     router = new OutputRouter();
     const rt = router;
@@ -150,6 +161,7 @@ export function activate(ctx: CordonContext): void {
                 const r = await runInSandbox(ctx, session, cmd, { onOutput: (_s, d) => out.write(d), token });
                 out.flush();
                 ctx.output.appendLine(`\n${describeResult(r)}`);
+                for (const v of r.violations ?? []) ctx.output.appendLine(`  blocked: ${describeViolation(v)}`);
                 return r;
             } catch (err) {
                 out.flush();
