@@ -37,11 +37,6 @@ namespace cordon::sandbox {
 bool cgroup_delegated(std::string& detail); // probe.cpp
 }
 
-#include <time.h>
-static double T0;
-static double now_us() { timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec*1e6 + ts.tv_nsec/1e3; }
-static std::string TIMES;
-#define MARK(x) TIMES += std::string(x) + "=" + std::to_string((int)(now_us()-T0)) + " ";
 namespace {
 
 struct Session {
@@ -369,21 +364,15 @@ class CommandLoop {
     auto check = [&s](steps::Result r) {
         if (r) report_and_exit(s.control, *r);
     };
-    MARK("child");
     check(steps::make_mounts_private());
     check(steps::set_hostname("cordon"));
     check(steps::bring_up_loopback());
     auto listeners = steps::open_listeners(s.spec.listen_ports);
     if (auto* e = std::get_if<SetupError>(&listeners)) report_and_exit(s.control, *e);
-    MARK("net");
     check(steps::prepare_new_root());
-    MARK("scratch");
     check(steps::execute_mount_plan(s.plan));
-    MARK("plan");
     check(steps::enter_new_root());
-    MARK("pivot");
     check(steps::lock_mounts(s.uid, s.gid, s.root));
-    MARK("lock");
     if (steps::landlock_abi() > 0 || s.spec.require_landlock) {
         auto ll = steps::build_landlock(s.plan.writable);
         if (auto* e = std::get_if<SetupError>(&ll)) report_and_exit(s.control, *e);
@@ -391,7 +380,6 @@ class CommandLoop {
     } else {
         s.notes.push_back("Landlock unavailable and not required: payloads run without it");
     }
-    MARK("landlock");
     if (chdir("/") != 0) report_and_exit(s.control, steps::failure("chdir", errno, "/"));
 
     // Whether per-namespace pid_max works here (Linux >= 6.14): tried once in a throwaway pid
@@ -413,7 +401,6 @@ class CommandLoop {
 
     // From here on the init itself runs under the payload filters (minus the CLONE_NEWPID
     // check it needs for reapers): cheaper per exec, and a safety net for the init.
-    MARK("pidmax");
     if (int e = steps::apply_seccomp_init(s.seccomp))
         report_and_exit(s.control, steps::failure("seccomp", e, "", "seccomp filter refused"));
 
@@ -422,8 +409,6 @@ class CommandLoop {
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, &s.original_mask);
 
-    MARK("seccomp");
-    s.notes.push_back(TIMES);
     InitReady ready;
     ready.landlock_abi = s.landlock.abi;
     ready.cgroups = false;
@@ -447,7 +432,6 @@ int main(int argc, char** argv) {
     // fds 0-2 are closed by start_init: occupy them so received fds never land there.
     for (int fd = 0; fd < 3; ++fd)
         if (fcntl(fd, F_GETFD) < 0) open("/dev/null", O_RDWR | O_CLOEXEC);
-    T0 = now_us();
     Session s;
     pid_t parent = 0;
     for (int i = 1; i < argc; ++i) {
@@ -503,7 +487,6 @@ int main(int argc, char** argv) {
     // itself stays 0700).
     chmod((s.spec.state_dir + "/upper").c_str(), workspace_mode & 07777);
 
-    MARK("spec");
     HostFacts facts;
     FactOptions opts;
     opts.caller_uid = s.uid;
@@ -511,21 +494,16 @@ int main(int argc, char** argv) {
     if (auto e = gather_host_facts(s.spec, opts, facts, s.notes); !e.empty())
         report_and_exit(s.control, steps::failure("workspace-scan", EMLINK, s.spec.workspace, e));
     s.user = facts.user;
-    MARK("facts");
     s.plan = build_mount_plan(s.spec, facts);
-    MARK("plan");
     std::string cg;
     if (!cgroup_delegated(cg))
         s.notes.push_back("cgroup v2 limits unavailable (" + cg +
                           "): using rlimits and per-command pid namespaces");
 
-    MARK("cgroup");
     if (auto r = steps::enter_namespaces()) report_and_exit(s.control, *r);
-    MARK("unshare");
     if (auto r = steps::write_id_maps(s.uid, s.gid, s.root)) report_and_exit(s.control, *r);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-    MARK("maps");
     int alive[2];
     if (pipe2(alive, O_CLOEXEC) != 0) report_and_exit(s.control, steps::failure("pipe", errno));
     pid_t child = fork();

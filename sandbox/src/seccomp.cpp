@@ -419,6 +419,10 @@ std::variant<SeccompProgram, SetupError> build_seccomp() {
         if (!c.ctx) return fail(ENOMEM, "seccomp_init");
         seccomp_attr_set(c.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
         seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0);
+        // A binary tree instead of a linear list of ~300 compares: fewer instructions per
+        // syscall and a much cheaper attach (the kernel emulates the filter per syscall
+        // number to precompute its cache).
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
         for (const char* name : kAllowed) {
             int nr = seccomp_syscall_resolve_name(name);
             if (nr == __NR_SCMP_ERROR || nr < 0) continue;
