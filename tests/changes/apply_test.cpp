@@ -486,3 +486,24 @@ TEST_CASE("discard through the sandbox's view while the overlay is mounted", "[c
     spit(o.real("mod.txt"), "user edit\n");
     CHECK(compute_changes(o.files()).files.size() == 1);
 }
+
+TEST_CASE("a file the sandbox cannot see (masked) is never turned into a deletion",
+          "[changes][apply][security]") {
+    Overlay o;
+    spit(o.real("secret/key"), "real key\n");
+    spit(o.real("other.txt"), "o\n");
+    o.mount();
+    spit(o.sb("secret/key"), "agent copy\n");
+    // A deny-read mask mounted over the directory later (as a new policy would).
+    REQUIRE(::mount("tmpfs", o.sb("secret").c_str(), "tmpfs", 0, "size=1m") == 0);
+    ChangeSet c = compute_changes(o.files());
+    CHECK_FALSE(find(c, "secret/key"));
+    bool listed = false;
+    for (auto& k : c.skipped)
+        listed = listed || k.path == "secret/key";
+    CHECK(listed);
+    ApplyResult r = apply_changes(o.files(), ApplyRequest{});
+    CHECK(r.applied.empty());
+    CHECK(slurp(o.real("secret/key")) == "real key\n");
+    ::umount2(o.sb("secret").c_str(), MNT_DETACH);
+}

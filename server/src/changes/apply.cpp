@@ -170,6 +170,17 @@ class Applier {
     // Returns true when the real state now equals the request's new state.
     bool remove(const PlanItem& it) {
         auto [parent, name] = split_parent(it.path);
+        // The sandbox must still not have it (it may have recreated it since the diff).
+        Loaded sb;
+        try {
+            sb = load(r_.content.get(), it.path, o_.limits, false);
+        } catch (const FsError&) {
+            sb.side.type = EntryType::special;
+        }
+        if (sb.side.type != EntryType::absent || sb.raw == EntryType::special) {
+            conflict(it.path, "the sandbox's file changed since the diff (newHash mismatch)");
+            return false;
+        }
         UniqueFd dir;
         try {
             dir = open_dir_chain(r_.real.get(), parent, false);

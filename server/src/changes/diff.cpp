@@ -675,6 +675,14 @@ static ChangeSet compute_changes_unchecked(const SessionFiles& s, const DiffOpti
             out.skipped.push_back({printable_path(rel), "file", e.what()});
             continue;
         }
+        // The upper has a file here but the sandbox's view shows none (a mask mounted over
+        // it, or it changed while we read): never turn that into a deletion.
+        if (candidates.count(rel) && !sb.too_large && sb.side.type == EntryType::absent) {
+            out.skipped.push_back({rel, type_name(sb.raw),
+                                   "not readable in the sandbox's view (masked, or changed "
+                                   "while reading)"});
+            continue;
+        }
         if (base.too_large || sb.too_large) {
             out.skipped.push_back({rel, "file",
                                    "larger than " + std::to_string(l.max_file_bytes) +
