@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 namespace cordon::sandbox::steps {
@@ -49,6 +50,14 @@ int limit_pid_namespace(int dir, std::uint32_t max_processes) {
     int e = write(fd, buf, static_cast<std::size_t>(n)) == n ? 0 : errno;
     close(fd);
     return e;
+}
+
+bool kernel_at_least(int major, int minor) {
+    utsname u{};
+    if (uname(&u) != 0) return false;
+    int ma = 0, mi = 0;
+    if (std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+    return ma > major || (ma == major && mi >= minor);
 }
 
 int drop_capabilities() {

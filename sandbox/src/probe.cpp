@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
 #include <functional>
 #include <linux/filter.h>
 #include <linux/landlock.h>
@@ -34,6 +33,16 @@ int in_child(const std::function<int()>& fn) {
     return EINTR;
 }
 
+// Reads up to 4 KiB (no iostreams: this runs in every session start).
+std::string read_small(const char* path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+}
+
 int write_file(const char* path, const std::string& s) {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return errno;
@@ -45,19 +54,21 @@ int write_file(const char* path, const std::string& s) {
 } // namespace
 
 bool cgroup_delegated(std::string& detail) {
-    std::ifstream in("/proc/self/cgroup");
-    std::string line, path;
-    while (std::getline(in, line))
-        if (line.rfind("0::", 0) == 0) path = line.substr(3);
+    std::string all = read_small("/proc/self/cgroup"), path;
+    for (std::size_t i = 0; i < all.size();) {
+        std::size_t j = all.find('\n', i);
+        if (j == std::string::npos) j = all.size();
+        if (all.compare(i, 3, "0::") == 0) path = all.substr(i + 3, j - i - 3);
+        i = j + 1;
+    }
     if (path.empty()) {
         detail = "no cgroup v2 hierarchy for this process";
         return false;
     }
     for (const char* mnt : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
         std::string dir = std::string(mnt) + (path == "/" ? "" : path);
-        std::ifstream ctl(dir + "/cgroup.controllers");
-        if (!ctl) continue;
-        std::string controllers((std::istreambuf_iterator<char>(ctl)), {});
+        if (access((dir + "/cgroup.controllers").c_str(), R_OK) != 0) continue;
+        std::string controllers = read_small((dir + "/cgroup.controllers").c_str());
         bool pids = controllers.find("pids") != std::string::npos;
         bool memory = controllers.find("memory") != std::string::npos;
         if (!pids || !memory) {

@@ -82,6 +82,7 @@ int apply_limits(const Limits& limits); // returns 0 or errno
 // `max_processes` + 300 pids exist in it: a fork-bomb bound that also holds for uid 0,
 // where RLIMIT_NPROC does not apply. Needs Linux >= 6.14 (per-namespace pid_max).
 int limit_pid_namespace(int sysctl_kernel_dir, std::uint32_t max_processes);
-int drop_capabilities(); // bounding, ambient, effective/permitted/inheritable
+bool kernel_at_least(int major, int minor); // from uname(2)
+int drop_capabilities();                    // bounding, ambient, effective/permitted/inheritable
 
 } // namespace cordon::sandbox::steps
