@@ -339,6 +339,15 @@ void attack_proc() {
     else
         escaped("/proc/kcore", "readable");
     expect_fail("syslog(dmesg)", syscall(SYS_syslog, 3, buf, sizeof(buf)), ERRS(EPERM, ENOSYS));
+    FILE* ks = fopen("/proc/kallsyms", "r");
+    char sym[128] = {};
+    if (!ks || !fgets(sym, sizeof(sym), ks))
+        blocked("/proc/kallsyms", "unreadable");
+    else if (strncmp(sym, "0000000000000000", 16) == 0)
+        blocked("/proc/kallsyms", "addresses zeroed");
+    else
+        escaped("/proc/kallsyms", std::string("kernel addresses visible: ") + sym);
+    if (ks) fclose(ks);
     char host[64] = {};
     gethostname(host, sizeof(host));
     if (std::string(host) == "cordon")
