@@ -72,7 +72,8 @@ void write_all(int fd, const char* data, std::size_t len) {
 // 'S' + int (wait status of the payload, written by the reaper).
 void record_error(int fd, const char* what, const char* arg, int err) {
     char buf[512];
-    int n = snprintf(buf + 3, sizeof(buf) - 3, "%s %s: %s", what, arg, strerror(err));
+    int n = *arg ? snprintf(buf + 3, sizeof(buf) - 3, "%s %s: %s", what, arg, strerror(err))
+                 : snprintf(buf + 3, sizeof(buf) - 3, "%s: %s", what, strerror(err));
     if (n < 0) return;
     std::uint16_t len = static_cast<std::uint16_t>(std::min(n, 508));
     buf[0] = 'E';
