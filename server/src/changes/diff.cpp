@@ -178,6 +178,45 @@ void save_applied(const std::filesystem::path& state_dir, const std::map<std::st
 
 using namespace detail;
 
+std::vector<std::string> content_warnings(std::string_view t) {
+    bool bidi = false, zw = false, ansi = false, cr = false, ctl = false;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        auto c = static_cast<unsigned char>(t[i]);
+        if (c == 0x1b) {
+            ansi = true;
+        } else if (c == '\r') {
+            if (i + 1 >= t.size() || t[i + 1] != '\n') cr = true;
+        } else if ((c < 0x20 && c != '\t' && c != '\n' && c != '\f') || c == 0x7f) {
+            ctl = true;
+        } else if (c == 0xc2 && i + 1 < t.size()) {
+            auto d = static_cast<unsigned char>(t[i + 1]);
+            if (d == 0x9b)
+                ansi = true; // C1 CSI
+            else if (d >= 0x80 && d <= 0x9f)
+                ctl = true;
+        } else if (c == 0xe2 && i + 2 < t.size()) {
+            auto d = static_cast<unsigned char>(t[i + 1]), e = static_cast<unsigned char>(t[i + 2]);
+            // U+202A..U+202E, U+2066..U+2069, U+200E/U+200F (marks); U+200B..U+200D, U+2060
+            if (d == 0x80 && e >= 0xaa && e <= 0xae) bidi = true;
+            if (d == 0x81 && e >= 0xa6 && e <= 0xa9) bidi = true;
+            if (d == 0x80 && (e == 0x8e || e == 0x8f)) bidi = true;
+            if (d == 0x80 && e >= 0x8b && e <= 0x8d) zw = true;
+            if (d == 0x81 && e == 0xa0) zw = true;
+        } else if (c == 0xef && i + 2 < t.size() && i > 0) {
+            if (static_cast<unsigned char>(t[i + 1]) == 0xbb &&
+                static_cast<unsigned char>(t[i + 2]) == 0xbf)
+                zw = true; // U+FEFF not at the start
+        }
+    }
+    std::vector<std::string> out;
+    if (bidi) out.push_back("bidi-control");
+    if (zw) out.push_back("zero-width");
+    if (ansi) out.push_back("ansi-escape");
+    if (cr) out.push_back("bare-cr");
+    if (ctl) out.push_back("control-char");
+    return out;
+}
+
 std::string git_mode_string(std::uint32_t mode) {
     if (mode == 0) return "";
     char b[16];
@@ -425,6 +464,11 @@ void make_patches(std::vector<PatchInput>& in, bool force_binary) {
         if (git_patch_to_buf(&buf, patch.get()) == 0) {
             it->second->change->unified.append(buf.ptr, buf.size);
             if (d->flags & GIT_DIFF_FLAG_BINARY) it->second->change->binary = true;
+            std::size_t ctx = 0, adds = 0, dels = 0;
+            if (git_patch_line_stats(&ctx, &adds, &dels, patch.get()) == 0) {
+                it->second->change->additions += adds;
+                it->second->change->deletions += dels;
+            }
         }
         git_buf_dispose(&buf);
     }
@@ -722,6 +766,8 @@ static ChangeSet compute_changes_unchecked(const SessionFiles& s, const DiffOpti
             p.change.is_protected = is_protected_path(rel);
             p.change.binary = (base.side.type == EntryType::file && looks_binary(base.data)) ||
                               (sb.side.type == EntryType::file && looks_binary(sb.data));
+            if (!p.change.binary && sb.side.type == EntryType::file)
+                p.change.warnings = content_warnings(sb.data);
             p.base_data = std::move(base.data);
             p.sandbox_data = std::move(sb.data);
             pending.push_back(std::move(p));
@@ -852,6 +898,11 @@ json to_json(const ChangeSet& c) {
         j["newHash"] = f.sandbox.hash;
         j["oldMode"] = git_mode_string(f.base.mode);
         j["newMode"] = git_mode_string(f.sandbox.mode);
+        j["oldSize"] = f.base.size;
+        j["newSize"] = f.sandbox.size;
+        j["additions"] = f.additions;
+        j["deletions"] = f.deletions;
+        j["warnings"] = f.warnings;
         j["unified"] = f.unified;
         files.push_back(std::move(j));
     }

@@ -40,6 +40,10 @@ struct FileChange {
     Side base;          // the real workspace now
     Side sandbox;       // the sandbox's view now
     bool binary = false;
+    std::size_t additions = 0, deletions = 0; // lines, from the patch (text files)
+    // What a reviewer could miss in the sandbox's content (APPLY-06): "bidi-control",
+    // "zero-width", "ansi-escape", "bare-cr", "control-char". Text files only.
+    std::vector<std::string> warnings;
     bool is_protected = false;
     std::string unified; // git-style diff of this file (empty unless with_patch)
 };
@@ -91,13 +95,17 @@ ChangeSet compute_changes(const SessionFiles& s, const DiffOptions& opts = {});
 DiffOptions diff_options_from_json(const json& params, const std::string& workspace);
 
 // The `changes/diff` result: {files:[{path,status,type,binary,protected,baseHash,newHash,
-// oldMode,newMode,unified}], patch, git:{...}, skipped:[{path,kind,reason}]}.
+// oldMode,newMode,oldSize,newSize,additions,deletions,warnings,unified}], patch, git:{...},
+// skipped:[{path,kind,reason}]}.
 json to_json(const ChangeSet& c);
 json to_json(const GitSummary& g);
 
 // The sandbox's new commits (GitSummary::commits) as an mbox patch series, oldest first, in
 // `git format-patch` format (libgit2; no hooks, no external programs). Empty when none.
 std::string export_git_series(const SessionFiles& s, std::size_t max_commits = 100);
+
+// Characters in UTF-8 text that render invisibly or deceptively (see FileChange::warnings).
+std::vector<std::string> content_warnings(std::string_view text);
 
 // Lowercase mode string as git prints it ("100644"), "" for 0.
 std::string git_mode_string(std::uint32_t mode);
