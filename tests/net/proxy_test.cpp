@@ -355,7 +355,7 @@ TEST_CASE("approvals: once / session / deny / timeout / one shared question", "[
         CHECK(curl_http(f, url).out == "200");
         CHECK(curl_socks(f, url).out == "hello from origin");
         CHECK(f.asks == 1);
-        auto recs = f.records_copy();
+        auto recs = f.records_copy(3);
         REQUIRE(recs.size() == 3);
         CHECK(recs[0].decision == "allow-session");
     }

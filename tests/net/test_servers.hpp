@@ -98,7 +98,16 @@ struct ProxyFixture {
         std::lock_guard lk(m);
         return violations;
     }
-    std::vector<RequestRecord> records_copy() {
+    // The request log; waits up to 2 s for at least `n` records (a record is written when
+    // its connection ends, which may be just after the client saw the response).
+    std::vector<RequestRecord> records_copy(std::size_t n = 1) {
+        for (int i = 0; i < 200; ++i) {
+            {
+                std::lock_guard lk(m);
+                if (records.size() >= n) break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
         std::lock_guard lk(m);
         return records;
     }

@@ -13,6 +13,9 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <list>
 
 namespace cordon::server::net {
@@ -255,8 +258,86 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
 
     // --- relay -----------------------------------------------------------------------
 
+    // Moves bytes from `from` to `to` until EOF (then half-closes `to`) or an error (then
+    // closes the connection). Uses splice(2) through a pipe (no copy to user space); falls
+    // back to read/write when splice is not possible.
     asio::awaitable<void> pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
                                bool upload, std::uint64_t& counter) {
+        int p[2];
+        if (limits.splice && ::pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
+            ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(limits.relay_buffer_bytes));
+            bool fallback = false;
+            co_await splice_pump(c, from, to, upload, counter, p, fallback);
+            ::close(p[0]);
+            ::close(p[1]);
+            if (!fallback) co_return;
+        }
+        co_await copy_pump(c, from, to, upload, counter);
+    }
+
+    asio::awaitable<void> splice_pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
+                                      bool upload, std::uint64_t& counter, int p[2],
+                                      bool& fallback) {
+        boost::system::error_code ig;
+        from.native_non_blocking(true, ig);
+        to.native_non_blocking(true, ig);
+        const std::size_t chunk = limits.relay_buffer_bytes;
+        for (;;) {
+            if (c->closed) co_return;
+            ssize_t n = ::splice(from.native_handle(), nullptr, p[1], nullptr, chunk,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n < 0) {
+                if (errno == EAGAIN) {
+                    auto [wec] = co_await from.async_wait(tcp::socket::wait_read, tuple_awaitable);
+                    if (wec) {
+                        c->close();
+                        co_return;
+                    }
+                    continue;
+                }
+                if (errno == EINVAL && counter == 0) {
+                    fallback = true;
+                    co_return;
+                }
+                c->close();
+                co_return;
+            }
+            if (n == 0) {
+                to.shutdown(tcp::socket::shutdown_send, ig);
+                co_return;
+            }
+            c->touch();
+            bool ok = account(static_cast<std::size_t>(n), upload);
+            std::size_t pending = static_cast<std::size_t>(n);
+            while (pending > 0) {
+                ssize_t m = ::splice(p[0], nullptr, to.native_handle(), nullptr, pending,
+                                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (m < 0 && errno == EAGAIN) {
+                    auto [wec] = co_await to.async_wait(tcp::socket::wait_write, tuple_awaitable);
+                    if (wec || c->closed) {
+                        c->close();
+                        co_return;
+                    }
+                    continue;
+                }
+                if (m <= 0) {
+                    c->close();
+                    co_return;
+                }
+                pending -= static_cast<std::size_t>(m);
+                counter += static_cast<std::uint64_t>(m);
+                c->touch();
+            }
+            if (!ok) {
+                spdlog::warn("proxy: network byte budget exhausted; closing connection");
+                c->close();
+                co_return;
+            }
+        }
+    }
+
+    asio::awaitable<void> copy_pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
+                                    bool upload, std::uint64_t& counter) {
         std::vector<char> buf(limits.relay_buffer_bytes);
         for (;;) {
             auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), tuple_awaitable);

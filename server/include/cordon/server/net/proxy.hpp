@@ -58,6 +58,7 @@ struct ProxyLimits {
     std::chrono::milliseconds idle_timeout{300000};     // no byte either way
     std::chrono::milliseconds connect_timeout{10000};   // dialling the destination
     std::size_t relay_buffer_bytes = 64 * 1024;         // per direction per connection
+    bool splice = true; // tunnels relay with splice(2), no copy through user space
 };
 
 // The environment the sandbox's commands need to use the proxy (PROTOCOL.md "Inside the
