@@ -21,6 +21,11 @@ export interface ChangedFile {
     baseHash: string;
     newHash: string;
     unified: string;
+    /** Changed lines (text files), when the server reports them. */
+    additions?: number;
+    deletions?: number;
+    /** What a reviewer could miss in the new text: bidi-control, zero-width, ansi-escape, bare-cr, control-char. */
+    warnings?: string[];
 }
 export interface ChangesDiffResult { files: ChangedFile[]; patch: string; git?: unknown }
 export interface FileHashes { path: string; baseHash: string; newHash: string }
@@ -114,8 +119,18 @@ export function marks(f: ChangedFile): string {
     if (f.protected) m.push('protected');
     if (f.binary) m.push('binary');
     if (f.type === 'symlink') m.push('symlink');
+    if (!f.binary && (f.additions || f.deletions)) m.push(`+${f.additions ?? 0} −${f.deletions ?? 0}`);
+    if (f.warnings?.length) m.push(`⚠ ${f.warnings.join(', ')}`);
     return m.join(' · ');
 }
+
+const WARNING_TEXT: Record<string, string> = {
+    'bidi-control': 'bidirectional control characters (text may display in a different order than it runs)',
+    'zero-width': 'zero-width characters',
+    'ansi-escape': 'terminal escape sequences',
+    'bare-cr': 'bare carriage returns (text can hide other text when printed)',
+    'control-char': 'control characters',
+};
 
 class ChangesTree implements vscode.TreeDataProvider<Node> {
     private readonly emitter = new vscode.EventEmitter<Node | undefined>();
@@ -155,10 +170,11 @@ class ChangesTree implements vscode.TreeDataProvider<Node> {
         t.label = f.path;
         t.description = marks(f);
         t.tooltip = `${f.path}\n${marks(f)}` +
-            (f.protected ? '\nProtected: can run code on this machine later; applying asks for confirmation.' : '');
+            (f.protected ? '\nProtected: can run code on this machine later; applying asks for confirmation.' : '') +
+            (f.warnings ?? []).map((w) => `\nContains ${WARNING_TEXT[w] ?? w}.`).join('');
         t.contextValue = f.protected ? 'cordon.change.protected' : 'cordon.change';
         t.iconPath = new vscode.ThemeIcon(
-            f.protected ? 'warning' : f.status === 'added' ? 'diff-added' : f.status === 'deleted' ? 'diff-removed' : 'diff-modified');
+            f.protected || f.warnings?.length ? 'warning' : f.status === 'added' ? 'diff-added' : f.status === 'deleted' ? 'diff-removed' : 'diff-modified');
         t.command = { command: 'cordon.openChange', title: 'Open Change', arguments: [node] };
         return t;
     }
@@ -176,6 +192,11 @@ export async function openDiff(t: Target): Promise<void> {
     const extra = file.protected || file.binary ? ` [${marks(file)}]` : '';
     await vscode.commands.executeCommand('vscode.diff', left, right,
                                          `${file.path} (workspace ↔ sandbox)${extra}`, { preview: true });
+    if (file.warnings?.length) {
+        void vscode.window.showWarningMessage(
+            `cordon: the sandbox's ${neutralizeLine(file.path)} contains ` +
+            `${file.warnings.map((w) => WARNING_TEXT[w] ?? w).join(', ')}. Review it with care.`);
+    }
 }
 
 export interface ApplySummary extends ChangesApplyResult {

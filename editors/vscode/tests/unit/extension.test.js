@@ -44,8 +44,8 @@ test('run, review and apply a change through the extension', { timeout: 60000 },
             return f.length === 2 && f;
         }, 'two pending changes in the tree');
         const byName = Object.fromEntries(files.map((f) => [f.label, f]));
-        assert.match(byName['hello.txt'].description, /^added/);
-        assert.match(byName['a.txt'].description, /^modified/);
+        assert.match(byName['hello.txt'].description, /^added · \+1 −0$/);
+        assert.match(byName['a.txt'].description, /^modified · \+1 −1$/);
         await waitFor(() => /cordon: 2 changes/.test(h.ui.statusBar.text), 'the status bar count');
         assert.equal(h.ui.treeViews.cordonChanges.badge.value, 2);
     });
