@@ -348,3 +348,14 @@ TEST_CASE("content a reviewer could miss is flagged, sizes and line counts shown
     CHECK(j["oldSize"] == filler.size());
     CHECK(j["unified"].get<std::string>().find("curl evil") != std::string::npos);
 }
+
+TEST_CASE("a wide upper dir does not exhaust file descriptors", "[changes][diff]") {
+    Overlay o;
+    o.mount();
+    for (int i = 0; i < 3000; ++i)
+        fs::create_directories(o.sb("node_modules/p" + std::to_string(i)));
+    spit(o.sb("node_modules/p42/index.js"), "x");
+    ChangeSet c = compute_changes(o.files());
+    REQUIRE(c.files.size() == 1);
+    CHECK(c.files[0].path == "node_modules/p42/index.js");
+}

@@ -116,7 +116,8 @@ void remove_tree(int dirfd, const std::string& name, int depth = 0) {
     EntryStat st = stat_at(dirfd, name);
     if (st.type == EntryType::absent) return;
     if (st.type == EntryType::dir) {
-        if (depth > 4096) throw FsError(ELOOP, name, "tree too deep");
+        if (depth > 512) /* one fd per level: stay under RLIMIT_NOFILE */
+            throw FsError(ELOOP, name, "tree deeper than 512 levels, not removed");
         UniqueFd d = open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, Resolve::strict);
         for (const auto& child : list_dir(d.get()))
             remove_tree(d.get(), child, depth + 1);

@@ -262,27 +262,26 @@ struct Walk {
 template <class Visit>
 void walk_tree(int root, const std::string& start, const Limits& l,
                std::vector<SkippedEntry>& skipped, Visit visit) {
+    // Only the directory being listed holds an fd; pending ones are reopened from the root
+    // (strictly, one component at a time), so a wide tree never exhausts descriptors.
     struct Dir {
-        UniqueFd fd;
         std::string rel;
         std::size_t depth;
     };
-    std::vector<Dir> stack;
-    try {
-        stack.push_back({open_dir_chain(root, start, false), start, 0});
-    } catch (const FsError&) {
-        return;
-    }
+    std::vector<Dir> stack{{start, 0}};
     std::size_t seen = 0;
     while (!stack.empty()) {
         Dir d = std::move(stack.back());
         stack.pop_back();
+        UniqueFd dfd;
         std::vector<std::string> names;
         try {
-            names = list_dir(d.fd.get());
+            dfd = open_dir_chain(root, d.rel, false);
+            names = list_dir(dfd.get());
         } catch (const FsError& e) {
-            skipped.push_back(
-                {printable_path(d.rel), "dir", std::string("cannot list: ") + e.what()});
+            if (d.rel != start)
+                skipped.push_back(
+                    {printable_path(d.rel), "dir", std::string("cannot list: ") + e.what()});
             continue;
         }
         std::sort(names.begin(), names.end());
@@ -296,34 +295,35 @@ void walk_tree(int root, const std::string& start, const Limits& l,
             }
             EntryStat st;
             try {
-                st = stat_at(d.fd.get(), name);
+                st = stat_at(dfd.get(), name);
             } catch (const FsError&) {
                 continue;
             }
             if (auto why = bad_name_reason(name)) {
-                if (name != ".git")
-                    skipped.push_back({printable_path(rel), type_name(st.type), "name " + *why});
+                skipped.push_back({printable_path(rel), type_name(st.type), "name " + *why});
                 continue;
             }
-            UniqueFd sub;
+            bool descend;
             if (st.type == EntryType::dir) {
-                int fd = openat2_raw(d.fd.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+                int fd = openat2_raw(dfd.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
                                      Resolve::strict);
                 if (fd < 0) {
                     skipped.push_back({printable_path(rel), "dir", "cannot open"});
                     continue;
                 }
-                sub.reset(fd);
+                UniqueFd sub(fd);
+                descend = visit(rel, name, st, sub.get());
+            } else {
+                descend = visit(rel, name, st, -1);
             }
-            bool descend = visit(rel, name, st, sub.get());
-            if (descend && sub) {
+            if (descend && st.type == EntryType::dir) {
                 if (d.depth + 1 >= l.max_depth) {
                     skipped.push_back(
                         {printable_path(rel), "dir",
                          "deeper than " + std::to_string(l.max_depth) + " levels: not examined"});
                     continue;
                 }
-                stack.push_back({std::move(sub), rel, d.depth + 1});
+                stack.push_back({rel, d.depth + 1});
             }
         }
     }
