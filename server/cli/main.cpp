@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("cordon ") + kVersion);
     app.require_subcommand(1);
 
-    std::string log_file, log_level = "info", state_dir;
+    std::string log_file, log_level = "info", state_dir, config_file, ca_file;
+    std::uint64_t approval_timeout_ms = 60000;
     std::size_t max_message_bytes = 64u << 20;
     auto add_common = [&](CLI::App* sub) {
         sub->add_option("--log-file", log_file, "Write logs to this file instead of stderr");
@@ -68,6 +69,10 @@ int main(int argc, char** argv) {
             ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
         sub->add_option("--state-dir", state_dir,
                         "Where sessions live (default $XDG_STATE_HOME/cordon)");
+        sub->add_option("--config", config_file,
+                        "User config file (default $XDG_CONFIG_HOME/cordon/config.json)");
+        sub->add_option("--ca-file", ca_file,
+                        "Extra PEM CA bundle trusted by fetch (self-hosted servers)");
     };
 
     auto* serve = app.add_subcommand("serve", "Run the JSON-RPC server (stdio by default)");
@@ -77,6 +82,8 @@ int main(int argc, char** argv) {
     serve->add_option("--listen", listen, "Serve on a Unix socket instead: unix:PATH (mode 0600)");
     serve->add_option("--max-message-bytes", max_message_bytes,
                       "Largest accepted message body (default 64 MiB)");
+    serve->add_option("--approval-timeout-ms", approval_timeout_ms,
+                      "How long a sandbox/approve question waits before it denies (default 60000)");
     add_common(serve);
 
     auto* call = app.add_subcommand(
@@ -103,6 +110,9 @@ int main(int argc, char** argv) {
     opts.state_dir = state_dir.empty() ? default_state_dir() : fs::path(state_dir);
     opts.sandbox_exe = default_sandbox_exe();
     opts.max_message_bytes = max_message_bytes;
+    if (!config_file.empty()) opts.user_config = fs::absolute(config_file);
+    opts.extra_ca_file = ca_file;
+    opts.ask_timeout = std::chrono::milliseconds(approval_timeout_ms);
 
     try {
         if (*doctor) return run_doctor();
@@ -123,6 +133,8 @@ int main(int argc, char** argv) {
         std::vector<std::string> server_args{"--log-level", log_file.empty() ? "warn" : log_level};
         if (!log_file.empty()) server_args.insert(server_args.end(), {"--log-file", log_file});
         if (!state_dir.empty()) server_args.insert(server_args.end(), {"--state-dir", state_dir});
+        if (!config_file.empty()) server_args.insert(server_args.end(), {"--config", config_file});
+        if (!ca_file.empty()) server_args.insert(server_args.end(), {"--ca-file", ca_file});
 
         if (*call) {
             json params;

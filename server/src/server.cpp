@@ -1,7 +1,9 @@
 #include "cordon/server/server.hpp"
 
 #include "cordon/protocol/params.hpp"
+#include "cordon/server/changes/audit_log.hpp"
 #include "cordon/server/changes/diff.hpp"
+#include "cordon/server/net/fetch.hpp"
 #include "cordon/server/upper_dir.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -101,8 +103,7 @@ void Server::load_sessions() {
             info.state_dir = entry.path();
             if (meta.contains("policy")) info.policy = parse_policy(meta["policy"], "/policy");
             if (info.id != entry.path().filename().string()) continue;
-            sessions_[info.id] =
-                std::make_shared<Session>(io_, info, spec_for(info), opts_.sandbox_exe);
+            sessions_[info.id] = make_session(info, false);
         } catch (const std::exception& e) {
             spdlog::warn("ignoring session state {}: {}", meta_path.string(), e.what());
         }
@@ -139,6 +140,37 @@ const Isolation& Server::isolation() {
         isolation_ = iso;
     }
     return *isolation_;
+}
+
+std::shared_ptr<Session> Server::make_session(const SessionInfo& info, bool strict) {
+    net::PolicySources src;
+    src.user_config = opts_.user_config;
+    src.session_policy = json(info.policy);
+    src.workspace = info.workspace;
+    auto loaded = net::load_network_policy(src);
+    if (!loaded.ok()) {
+        json errors = json::array();
+        std::string text;
+        for (auto& e : loaded.errors) {
+            errors.push_back({{"file", e.file}, {"path", e.path}, {"message", e.message}});
+            text += (text.empty() ? "" : "; ") + e.text();
+        }
+        if (strict)
+            throw RpcError(code::invalid_params, "invalid network policy: " + text,
+                           json{{"path", "/policy/network"}, {"errors", errors}});
+        spdlog::error("session {}: invalid network policy, all network denied: {}", info.id, text);
+    }
+    SessionNetwork network;
+    network.policy = loaded.policy;
+    network.ask_timeout = opts_.ask_timeout;
+    return std::make_shared<Session>(io_, info, spec_for(info), opts_.sandbox_exe,
+                                     std::move(network));
+}
+
+std::shared_ptr<Session> Server::session_for(Call& c) {
+    auto s = find_session(parse_session_id(c.params));
+    s->attach(c.dispatcher);
+    return s;
 }
 
 std::shared_ptr<Session> Server::find_session(const std::string& id) {
@@ -191,6 +223,7 @@ void Server::register_methods(Dispatcher& d) {
     d.add("session/list", bind(&Server::session_list));
     d.add("session/close", bind(&Server::session_close));
     d.add("exec", bind(&Server::exec));
+    d.add("fetch", bind(&Server::fetch));
     register_tools(d);
 }
 
@@ -226,7 +259,14 @@ asio::awaitable<json> Server::session_create(Call& c) {
             {"sessionId", info.id}, {"workspace", info.workspace}, {"policy", info.policy}};
         std::ofstream(info.state_dir / "session.json") << meta.dump(2) << "\n";
     }
-    auto s = std::make_shared<Session>(io_, info, spec_for(info), opts_.sandbox_exe);
+    std::shared_ptr<Session> s;
+    try {
+        s = make_session(info, true);
+    } catch (...) {
+        fs::remove_all(info.state_dir, ec);
+        throw;
+    }
+    s->attach(c.dispatcher);
     try {
         s->start();
     } catch (...) {
@@ -271,7 +311,7 @@ asio::awaitable<json> Server::session_close(Call& c) {
 
 asio::awaitable<json> Server::exec(Call& c) {
     auto p = parse_exec(c.params);
-    auto s = find_session(p.session_id);
+    auto s = session_for(c);
     OutputSink sink;
     if (p.stream) {
         sink = [d = &c.dispatcher, request_id = c.id, sid = p.session_id](std::string_view stream,
@@ -282,8 +322,62 @@ asio::awaitable<json> Server::exec(Call& c) {
                                                             {"data", data}});
         };
     }
-    ExecResult r = co_await s->exec(p, std::move(sink));
+    const auto started = std::chrono::steady_clock::now();
+    ExecResult r;
+    try {
+        r = co_await s->exec(p, std::move(sink), c.id);
+    } catch (const RpcError& e) {
+        try {
+            s->audit().tool_call("exec", changes::summarize_params(c.params),
+                                 "error " + std::to_string(e.code) + ": " + e.what(),
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count());
+        } catch (const std::exception&) {
+        }
+        throw;
+    }
+    std::string outcome = r.reason + (r.exit_code ? " " + std::to_string(*r.exit_code) : "") +
+                          (r.signal ? " " + *r.signal : "");
+    try {
+        s->audit().tool_call("exec", changes::summarize_params(c.params), outcome, r.duration_ms);
+    } catch (const std::exception& e) {
+        spdlog::error("session {}: audit log write failed: {}", s->id(), e.what());
+    }
     co_return json(r);
+}
+
+asio::awaitable<json> Server::fetch(Call& c) {
+    auto s = session_for(c);
+    auto req = net::parse_fetch_request(c.params);
+    net::FetchOptions fo;
+    fo.extra_ca_file = opts_.extra_ca_file;
+    fo.log = [s](const net::RequestRecord& r) {
+        try {
+            json entry = {{"kind", "network"}, {"request", net::to_json(r)}};
+            s->audit().append(entry, !r.allowed);
+        } catch (const std::exception& e) {
+            spdlog::error("session {}: audit log write failed: {}", s->id(), e.what());
+        }
+    };
+    const auto started = std::chrono::steady_clock::now();
+    std::string outcome = "ok";
+    json result;
+    try {
+        result = co_await net::fetch(req, s->gate(), fo);
+    } catch (const RpcError& e) {
+        outcome = "error " + std::to_string(e.code) + ": " + e.what();
+        s->audit().tool_call("fetch", changes::summarize_params(c.params), outcome,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - started)
+                                 .count());
+        throw;
+    }
+    s->audit().tool_call("fetch", changes::summarize_params(c.params), outcome,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - started)
+                             .count());
+    co_return result;
 }
 
 int serve_stdio(const ServerOptions& opts) {

@@ -1,5 +1,6 @@
 #include "cordon/server/session.hpp"
 
+#include "cordon/server/dispatcher.hpp"
 #include "cordon/server/paths.hpp"
 #include "cordon/server/upper_dir.hpp"
 
@@ -91,13 +92,81 @@ struct Session::Running {
     std::optional<sandbox::ExecExited> exited;
     std::string failure; // the sandbox died under the command
     bool cancelled_by_close = false;
+    json request_id;                 // the exec call's JSON-RPC id
+    json violations = json::array(); // reported while the command ran
 };
 
 Session::Session(asio::io_context& io, SessionInfo info, sandbox::SandboxSpec spec,
-                 std::string init_exe)
-    : io_(io), info_(std::move(info)), spec_(std::move(spec)), init_exe_(std::move(init_exe)) {}
+                 std::string init_exe, SessionNetwork network)
+    : io_(io), info_(std::move(info)), spec_(std::move(spec)), init_exe_(std::move(init_exe)),
+      network_(std::move(network)) {
+    // The sandbox reaches the network only through the proxy listeners inside its netns.
+    spec_.listen_ports = {net::kHttpProxyPort, net::kSocksProxyPort};
+    for (auto& [k, v] : net::proxy_env(net::kHttpProxyPort, net::kSocksProxyPort))
+        spec_.env[k] = v;
+
+    net::EgressOptions eo;
+    eo.ask_timeout = network_.ask_timeout;
+    auto ask = [this](net::ApprovalQuestion q) -> asio::awaitable<net::Decision> {
+        return ask_client(std::move(q));
+    };
+    auto violation = [this](const json& detail) { report_violation("network", detail); };
+    gate_ =
+        std::make_shared<net::EgressGate>(io_.get_executor(), network_.policy, ask, violation, eo);
+}
+
+asio::awaitable<net::Decision> Session::ask_client(net::ApprovalQuestion q) {
+    auto alive = client_alive_.lock();
+    if (!alive || !*alive || !client_ || !client_->client_approvals())
+        co_return net::Decision::deny;
+    json params = net::to_json(q);
+    params["sessionId"] = id();
+    if (auto rid = single_running_request()) params["requestId"] = *rid;
+    Dispatcher* client = client_;
+    std::weak_ptr<bool> session_alive = alive_;
+    json answer = co_await client->request("sandbox/approve", params,
+                                           network_.ask_timeout + std::chrono::seconds(1));
+    if (session_alive.expired()) co_return net::Decision::deny; // closed meanwhile
+    std::string decision = answer.is_object() ? answer.value("decision", "") : "";
+    auto d = net::parse_decision(decision);
+    try {
+        json entry = {{"kind", "approval"}, {"question", params}, {"decision", decision}};
+        audit().append(entry, true);
+    } catch (const std::exception& e) {
+        spdlog::error("session {}: audit log write failed: {}", id(), e.what());
+    }
+    co_return d;
+}
+
+void Session::attach(Dispatcher& client) {
+    client_ = &client;
+    client_alive_ = client.liveness();
+}
+
+std::optional<json> Session::single_running_request() const {
+    if (running_.size() != 1) return std::nullopt;
+    return running_.begin()->second->request_id;
+}
+
+void Session::report_violation(const std::string& kind, const json& detail) {
+    json params = {{"sessionId", id()}, {"kind", kind}, {"detail", detail}};
+    if (auto rid = single_running_request()) params["requestId"] = *rid;
+    spdlog::info("session {}: violation: {}", id(), serialize(params));
+    for (auto& [eid, r] : running_) {
+        json v = {{"kind", kind}, {"detail", detail}};
+        r->violations.push_back(std::move(v));
+    }
+    if (auto alive = client_alive_.lock(); alive && *alive && client_)
+        client_->notify("sandbox/violation", params);
+    try {
+        audit().denial(kind, params);
+    } catch (const std::exception& e) {
+        spdlog::error("session {}: audit log write failed: {}", id(), e.what());
+    }
+}
 
 Session::~Session() {
+    alive_.reset();
     stop();
 }
 
@@ -132,10 +201,32 @@ void Session::start() {
     for (auto& note : init_.ready.notes)
         spdlog::warn("session {}: {}", id(), note);
     asio::co_spawn(io_, control_loop(), asio::detached);
+
+    // The network proxy accepts on the listeners the init created inside the sandbox.
+    auto log = [this](const net::RequestRecord& r) {
+        try {
+            json entry = {{"kind", "network"}, {"request", net::to_json(r)}};
+            audit().append(entry, !r.allowed);
+        } catch (const std::exception& e) {
+            spdlog::error("session {}: audit log write failed: {}", id(), e.what());
+        }
+    };
+    proxy_ =
+        std::make_unique<net::ProxyServer>(io_.get_executor(), gate_, network_.proxy_limits, log);
+    if (init_.listener_fds.size() == 2) {
+        proxy_->add_listener(init_.listener_fds[0], net::ProxyProtocol::http);
+        proxy_->add_listener(init_.listener_fds[1], net::ProxyProtocol::socks5);
+        init_.listener_fds.clear(); // owned by the proxy now
+        proxy_->start();
+    }
 }
 
 // Kills the init (and so every process of the sandbox) and drops what it handed over.
 void Session::release_init() {
+    if (proxy_) {
+        proxy_->stop();
+        proxy_.reset();
+    }
     if (init_.pid > 0) {
         ::kill(init_.pid, SIGKILL);
         ::waitpid(init_.pid, nullptr, 0);
@@ -208,7 +299,7 @@ asio::awaitable<void> Session::control_loop() {
     }
 }
 
-asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output) {
+asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output, json request_id) {
     auto self = shared_from_this();
     if (!running()) start();
     const auto started = std::chrono::steady_clock::now();
@@ -232,6 +323,7 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
     auto before = snapshot_upper(upper_dir());
 
     auto run = std::make_shared<Running>(io_);
+    run->request_id = std::move(request_id);
     running_[req.id] = run;
     struct Erase {
         Session* s;
@@ -382,6 +474,8 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
             res.violations.push_back(json{{"kind", "limit"}, {"detail", {{"limit", ex.reason}}}});
     }
 
+    for (auto& v : run->violations)
+        res.violations.push_back(v);
     auto after = snapshot_upper(upper_dir());
     auto touched = touched_between(before, after);
     if (!touched.empty()) {

@@ -15,7 +15,7 @@ using namespace protocol;
 
 asio::awaitable<json> Server::session_tool(Call& c, bool needs_sandbox,
                                            const std::function<json(Session&)>& fn) {
-    auto s = find_session(parse_session_id(c.params));
+    auto s = session_for(c);
     const auto started = std::chrono::steady_clock::now();
     auto record = [&](const std::string& outcome) {
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -65,6 +65,8 @@ class Dispatcher {
     std::optional<int> exit_code() const { return exit_code_; }
     void set_exit_callback(std::function<void(int)> cb) { on_exit_ = std::move(cb); }
     std::size_t in_flight() const { return in_flight_.size(); }
+    // Expires when the dispatcher is destroyed (for objects that outlive a connection).
+    std::weak_ptr<bool> liveness() const { return alive_; }
 
   private:
     struct Batch;

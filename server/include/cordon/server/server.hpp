@@ -24,6 +24,12 @@ struct ServerOptions {
     std::size_t max_message_bytes = 64u << 20;
     std::size_t max_batch = 1000;
     std::size_t max_depth = 128;
+    // The user config (network policy); default: $XDG_CONFIG_HOME/cordon/config.json.
+    std::optional<std::filesystem::path> user_config;
+    // PEM CA bundle trusted by `fetch` besides the system's (self-hosted servers, tests).
+    std::string extra_ca_file;
+    // How long a sandbox/approve question waits for the user before it denies.
+    std::chrono::milliseconds ask_timeout{60000};
 };
 
 // Default locations: $XDG_STATE_HOME/cordon (else ~/.local/state/cordon); cordon-sandbox
@@ -50,6 +56,12 @@ class Server {
     void load_sessions();
     const protocol::Isolation& isolation();
     std::shared_ptr<Session> find_session(const std::string& id);
+    // Finds the call's session and attaches the calling connection to it.
+    std::shared_ptr<Session> session_for(Call& c);
+    // A Session object for `info` (sandbox not started). `strict`: a broken network config
+    // throws -32602; otherwise (restored sessions) it denies all network with a log line.
+    std::shared_ptr<Session> make_session(const SessionInfo& info, bool strict);
+    asio::awaitable<json> fetch(Call& c);
 
     asio::awaitable<json> session_create(Call& c);
     asio::awaitable<json> session_list(Call& c);

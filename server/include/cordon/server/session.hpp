@@ -13,6 +13,9 @@
 #include "cordon/sandbox/sandbox.hpp"
 #include "cordon/server/changes/audit_log.hpp"
 #include "cordon/server/changes/context.hpp"
+#include "cordon/server/net/egress.hpp"
+#include "cordon/server/net/policy.hpp"
+#include "cordon/server/net/proxy.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -33,6 +36,15 @@ using protocol::json;
 using OutputSink =
     std::function<asio::awaitable<void>(std::string_view stream, std::string_view data)>;
 
+class Dispatcher;
+
+// A session's network settings, fixed when it is created (or restored).
+struct SessionNetwork {
+    net::NetworkPolicy policy;
+    std::chrono::milliseconds ask_timeout{60000};
+    net::ProxyLimits proxy_limits;
+};
+
 struct SessionInfo {
     std::string id;
     std::string workspace; // canonical absolute path
@@ -42,8 +54,8 @@ struct SessionInfo {
 
 class Session : public std::enable_shared_from_this<Session> {
   public:
-    Session(asio::io_context& io, SessionInfo info, sandbox::SandboxSpec spec,
-            std::string init_exe);
+    Session(asio::io_context& io, SessionInfo info, sandbox::SandboxSpec spec, std::string init_exe,
+            SessionNetwork network);
     ~Session();
 
     const SessionInfo& info() const { return info_; }
@@ -58,7 +70,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // Runs one command; `output` receives stream chunks when set. Cancellation of the
     // awaiting coroutine kills the command's tree and throws RpcError -32800.
-    asio::awaitable<protocol::ExecResult> exec(const protocol::ExecParams& p, OutputSink output);
+    // `request_id` is the JSON-RPC id of the exec call (ties violations to it).
+    asio::awaitable<protocol::ExecResult> exec(const protocol::ExecParams& p, OutputSink output,
+                                               json request_id = nullptr);
 
     // The overlay's upper dir: what changed relative to the real workspace.
     std::filesystem::path upper_dir() const { return info_.state_dir / "upper"; }
@@ -69,10 +83,22 @@ class Session : public std::enable_shared_from_this<Session> {
     // The session's append-only audit log (state_dir/audit.jsonl), opened on first use.
     changes::AuditLog& audit();
 
+    // The client connection that drives the session now: approvals are asked there and
+    // violations are sent there. Every tool call attaches its connection.
+    void attach(Dispatcher& client);
+    // The egress gate shared by the sandbox's proxy and the fetch tool.
+    net::EgressGate& gate() { return *gate_; }
+    // A policy denial or limit kill: sent as sandbox/violation, written to the audit log,
+    // and added to the results of the commands running now.
+    void report_violation(const std::string& kind, const json& detail);
+    // The exec request id a violation can be tied to (only when exactly one command runs).
+    std::optional<json> single_running_request() const;
+
   private:
     struct Running;
     asio::awaitable<void> control_loop();
     void fail_all(const std::string& why);
+    asio::awaitable<net::Decision> ask_client(net::ApprovalQuestion q);
     void release_init();
 
     asio::io_context& io_;
@@ -85,6 +111,12 @@ class Session : public std::enable_shared_from_this<Session> {
     std::uint64_t next_exec_id_ = 1;
     int lock_fd_ = -1; // flock on state_dir/lock while this server runs the session
     std::unique_ptr<changes::AuditLog> audit_;
+    SessionNetwork network_;
+    std::shared_ptr<net::EgressGate> gate_;
+    std::unique_ptr<net::ProxyServer> proxy_;
+    Dispatcher* client_ = nullptr;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true); // expires with the session
+    std::weak_ptr<bool> client_alive_;
 };
 
 } // namespace cordon::server
