@@ -1,8 +1,9 @@
 #!/bin/sh
 # The shell form of the demo: one-shot `cordon run` and `cordon call` commands that share a
 # state dir (each starts its own short-lived server; the session persists on disk).
-# usage: oneliners.sh [/path/to/cordon] [workspace]   (needs jq)
-#   default workspace: a new temporary copy of a tiny project
+# usage: oneliners.sh [/path/to/cordon] [workspace]
+#   default workspace: a new temporary directory holding a VERSION file
+# JSON is picked apart with python3 here; `jq` does the same (see README.md).
 set -eu
 cordon=${1:-cordon}
 ws=${2:-$(mktemp -d "${TMPDIR:-/tmp}/cordon-oneliner-ws.XXXXXX")}
@@ -18,14 +19,15 @@ echo "real VERSION: $(cat "$ws/VERSION")"
 
 echo
 echo "# 2. find the session of this workspace"
-sid=$($cordon call $S session/list | jq -r --arg ws "$ws" '.sessions[] | select(.workspace == $ws) | .sessionId' | tail -n 1)
+sid=$($cordon call $S session/list |
+  python3 -c 'import json,sys; print(*[s["sessionId"] for s in json.load(sys.stdin)["sessions"] if s["workspace"] == sys.argv[1]][-1:])' "$ws")
 echo "session: $sid"
 [ -n "$sid" ]
 
 echo
 echo "# 3. review the diff"
-$cordon call $S changes/diff "{\"sessionId\":\"$sid\"}" | jq -r .patch
+$cordon call $S changes/diff "{\"sessionId\":\"$sid\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["patch"])'
 
 echo "# 4. apply it (every unprotected pending file, hashes taken now)"
-$cordon call $S changes/apply "{\"sessionId\":\"$sid\"}" | jq -c .
+$cordon call $S changes/apply "{\"sessionId\":\"$sid\"}" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), separators=(",", ":")))'
 echo "real VERSION: $(cat "$ws/VERSION")"

@@ -1,11 +1,11 @@
 #!/bin/sh
 # Runs examples/oneliners.sh against a real cordon binary and checks the real workspace:
 # unchanged after `cordon run`, changed after `cordon call changes/apply`.
-# usage: check_oneliners.sh /path/to/cordon. Fails when jq or the binary is missing.
+# usage: check_oneliners.sh /path/to/cordon. Fails when python3 or the binary is missing.
 set -u
 cordon=${1:?usage: check_oneliners.sh /path/to/cordon}
 here=$(cd "$(dirname "$0")" && pwd)
-command -v jq >/dev/null 2>&1 || { echo "FAIL: jq not found (apt-get install jq)"; exit 1; }
+command -v python3 >/dev/null 2>&1 || { echo "FAIL: python3 not found"; exit 1; }
 [ -x "$cordon" ] || { echo "FAIL: cordon binary not executable: $cordon"; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cordon-oneliner-test.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
