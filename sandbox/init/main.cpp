@@ -33,9 +33,7 @@
 
 using namespace cordon::sandbox;
 
-namespace cordon::sandbox {
-bool cgroup_delegated(std::string& detail); // probe.cpp
-}
+namespace cordon::sandbox {}
 
 namespace {
 
@@ -395,11 +393,6 @@ class CommandLoop {
                                      : "running as root: RLIMIT_NPROC does not bind uid 0 and "
                                        "pid_max is unavailable, so max_processes is NOT enforced");
 
-    // From here on the init itself runs under the payload filters (minus the CLONE_NEWPID
-    // check it needs for reapers): cheaper per exec, and a safety net for the init.
-    if (int e = steps::apply_seccomp_init(s.seccomp))
-        report_and_exit(s.control, steps::failure("seccomp", e, "", "seccomp filter refused"));
-
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -419,6 +412,11 @@ class CommandLoop {
         _exit(e);
     for (int f : fds)
         close(f);
+    // From here on the init itself runs under the payload filters (minus the CLONE_NEWPID
+    // check it needs for reapers): cheaper per exec, and a safety net for the init. Done
+    // after InitReady to keep it off the start latency; no command is read before it, and
+    // if it fails the init exits (the server sees EOF): fail closed.
+    if (steps::apply_seccomp_init(s.seccomp) != 0) _exit(1);
     CommandLoop(s).run();
 }
 
@@ -491,10 +489,6 @@ int main(int argc, char** argv) {
         report_and_exit(s.control, steps::failure("workspace-scan", EMLINK, s.spec.workspace, e));
     s.user = facts.user;
     s.plan = build_mount_plan(s.spec, facts);
-    std::string cg;
-    if (!cgroup_delegated(cg))
-        s.notes.push_back("cgroup v2 limits unavailable (" + cg +
-                          "): using rlimits and per-command pid namespaces");
 
     if (auto r = steps::enter_namespaces()) report_and_exit(s.control, *r);
     if (auto r = steps::write_id_maps(s.uid, s.gid, s.root)) report_and_exit(s.control, *r);

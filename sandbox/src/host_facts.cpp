@@ -9,6 +9,7 @@
 #include <fnmatch.h>
 #include <ftw.h>
 #include <glob.h>
+#include <map>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,8 +81,7 @@ struct Inode {
 
 // State for the nftw() callbacks (the init is single-threaded).
 struct Scan {
-    std::set<Inode> masked;
-    std::set<dev_t> masked_devs;
+    std::map<Inode, std::vector<std::string>> linked; // workspace files with st_nlink > 1
     std::vector<std::string>* hardlinks = nullptr;
     std::size_t max = 0;
     std::size_t count = 0;
@@ -93,15 +93,6 @@ struct Scan {
 };
 Scan* g_scan = nullptr;
 
-int collect_masked(const char*, const struct stat* st, int type, FTW*) {
-    if (++g_scan->count > 100000) return 1;
-    if (type == FTW_F && S_ISREG(st->st_mode)) {
-        g_scan->masked.insert({st->st_dev, st->st_ino});
-        g_scan->masked_devs.insert(st->st_dev);
-    }
-    return 0;
-}
-
 int scan_workspace(const char* path, const struct stat* st, int type, FTW*) {
     Scan& s = *g_scan;
     if (++s.count > s.max) {
@@ -112,8 +103,21 @@ int scan_workspace(const char* path, const struct stat* st, int type, FTW*) {
     if (!s.all_mapped && (st->st_uid != s.uid || st->st_gid != s.gid)) {
         if (s.foreign++ == 0) s.foreign_example = path;
     }
-    if (S_ISREG(st->st_mode) && st->st_nlink > 1 && s.masked.count({st->st_dev, st->st_ino})) {
-        s.hardlinks->emplace_back(path);
+    if (S_ISREG(st->st_mode) && st->st_nlink > 1)
+        s.linked[{st->st_dev, st->st_ino}].push_back(path);
+    return 0;
+}
+
+// Walks a masked root; every masked inode also linked from the workspace is reported.
+int collect_masked(const char*, const struct stat* st, int type, FTW*) {
+    Scan& s = *g_scan;
+    if (++s.count > 100000) return 1;
+    if (type == FTW_F && S_ISREG(st->st_mode)) {
+        auto it = s.linked.find({st->st_dev, st->st_ino});
+        if (it != s.linked.end()) {
+            s.hardlinks->insert(s.hardlinks->end(), it->second.begin(), it->second.end());
+            s.linked.erase(it);
+        }
     }
     return 0;
 }
@@ -154,37 +158,38 @@ std::string gather_host_facts(const SandboxSpec& spec, const FactOptions& opts, 
         facts.glob_matches[g] = std::move(matches);
     }
 
-    // Inodes of every masked file, then the workspace scan for hard links to them and for
-    // files whose owner the user namespace cannot map (copy-up of those fails).
+    // One bounded walk of the workspace: files whose owner the user namespace cannot map
+    // (copy-up of those fails) and files with more than one link. Only when there are such
+    // links are the masked roots walked, to find links to masked inodes (FS-02).
+    struct stat ws_st;
+    if (stat(spec.workspace.c_str(), &ws_st) != 0)
+        return "workspace " + spec.workspace + " is not accessible";
     Scan scan;
     g_scan = &scan;
-    for (const auto& root : q.masked_roots) {
-        std::vector<std::string> paths = facts.glob_matches.count(root)
-                                             ? facts.glob_matches[root]
-                                             : std::vector<std::string>{root};
-        for (const auto& p : paths) {
-            scan.count = 0;
-            nftw(p.c_str(), collect_masked, 16, FTW_PHYS);
-        }
-    }
-    struct stat ws_st;
-    if (stat(spec.workspace.c_str(), &ws_st) != 0) {
-        g_scan = nullptr;
-        return "workspace " + spec.workspace + " is not accessible";
-    }
-    const bool same_fs = scan.masked_devs.count(ws_st.st_dev) > 0;
     scan.hardlinks = &facts.hardlinks_to_masked;
     scan.max = opts.max_scan_entries;
-    scan.count = 0;
     scan.uid = opts.caller_uid;
     scan.gid = static_cast<unsigned>(getegid());
     scan.all_mapped = opts.all_uids_mapped;
-    if (!same_fs) scan.masked.clear(); // a hard link cannot cross filesystems
-    if (same_fs || !opts.all_uids_mapped) {
-        nftw(spec.workspace.c_str(), scan_workspace, 32, FTW_PHYS | FTW_MOUNT);
+    nftw(spec.workspace.c_str(), scan_workspace, 32, FTW_PHYS | FTW_MOUNT);
+    auto masked_paths = [&](const std::string& root) {
+        auto it = facts.glob_matches.find(root);
+        return it != facts.glob_matches.end() ? it->second : std::vector<std::string>{root};
+    };
+    bool secrets_on_workspace_fs = false;
+    for (const auto& root : q.masked_roots) {
+        for (const auto& p : masked_paths(root)) {
+            struct stat st;
+            if (lstat(p.c_str(), &st) != 0 || st.st_dev != ws_st.st_dev) continue;
+            secrets_on_workspace_fs = true;
+            if (!scan.linked.empty()) {
+                scan.count = 0;
+                nftw(p.c_str(), collect_masked, 16, FTW_PHYS);
+            }
+        }
     }
     g_scan = nullptr;
-    if (scan.truncated && same_fs) {
+    if (scan.truncated && secrets_on_workspace_fs) {
         return "workspace has more than " + std::to_string(opts.max_scan_entries) +
                " entries on the same filesystem as masked secrets: cannot rule out hard links "
                "to them";

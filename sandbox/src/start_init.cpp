@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 namespace cordon::sandbox {
+bool cgroup_delegated(std::string& detail); // probe.cpp
 namespace {
 
 constexpr int kReadyTimeoutMs = 30000;
@@ -51,6 +52,15 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return error("socketpair", errno, "", "");
+
+    // Queued before the init exists, so it finds them at once (no wake-up round trip).
+    for (const std::string* msg : {&encoded, &filters}) {
+        if (int e = wire::send_datagram(sv[0], *msg, {})) {
+            close(sv[0]);
+            close(sv[1]);
+            return error("spec", e, "", "");
+        }
+    }
 
     // posix_spawn (vfork-style in glibc): no copy of the server's page tables, signal mask
     // and handlers reset in the child, exec errors returned here. The child gets the control
@@ -92,10 +102,6 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
         close(control);
         return e;
     };
-    for (const std::string* msg : {&encoded, &filters}) {
-        if (int e = wire::send_datagram(control, *msg, {}); e && e != EPIPE)
-            return fail(error("spec", e, "", ""));
-    }
 
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);
@@ -139,6 +145,14 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
             return fail(*e);
         }
         InitProcess proc;
+        // Host facts that do not change per session: computed once per server process.
+        static const std::string cgroup_note = [] {
+            std::string detail;
+            return cgroup_delegated(detail) ? std::string()
+                                            : "cgroup v2 limits unavailable (" + detail +
+                                                  "): using rlimits and per-command pid namespaces";
+        }();
+        if (!cgroup_note.empty()) std::get<InitReady>(*reply).notes.push_back(cgroup_note);
         proc.pid = pid;
         proc.control_fd = control;
         proc.ready = std::get<InitReady>(*reply);
