@@ -75,7 +75,8 @@ test('exported API: writeFile, readFile, edit, diff, runCommand', { timeout: 600
 });
 
 test('Language Model Tools: cordon_exec, cordon_edit, cordon_fetch are registered and work', { timeout: 60000 }, async (t) => {
-    const h = await startExtension({ files: { 'README.md': 'Hello world\n' } });
+    const h = await startExtension({ files: { 'README.md': 'Hello world\n' },
+                                     settings: { 'cordon.policy': { network: { deny: ['denied.invalid'] } } } });
     t.after(() => h.stop());
     const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8'));
     const declared = pkg.contributes.languageModelTools.map((x) => x.name).sort();
@@ -84,23 +85,30 @@ test('Language Model Tools: cordon_exec, cordon_edit, cordon_fetch are registere
     const text = (r) => r.content.map((p) => p.value).join('');
     const token = new h.vscode.CancellationTokenSource().token;
 
-    const ex = await h.ui.tools.cordon_exec.invoke({ input: { command: 'echo hi > out.txt; cat README.md' } }, token);
-    assert.match(text(ex), /exit: 0/);
-    assert.match(text(ex), /Hello world/);
-    assert.match(text(ex), /out\.txt \(added\)/);
+    await t.test('cordon_exec runs a command and lists the changed files', async () => {
+        const ex = await h.ui.tools.cordon_exec.invoke({ input: { command: 'echo hi > out.txt; cat README.md' } }, token);
+        assert.match(text(ex), /exit: 0/);
+        assert.match(text(ex), /Hello world/);
+        assert.match(text(ex), /out\.txt \(added\)/);
+    });
 
-    const ed = await h.ui.tools.cordon_edit.invoke(
-        { input: { path: 'README.md', edits: [{ oldText: 'world', newText: 'sandbox' }] } }, token);
-    assert.match(text(ed), /edited README\.md/);
-    assert.equal((await h.api.readFile('README.md')).content, 'Hello sandbox\n');
-    const wr = await h.ui.tools.cordon_edit.invoke({ input: { path: 'new/file.txt', content: 'x\n' } }, token);
-    assert.match(text(wr), /wrote new\/file\.txt/);
-    const bad = await h.ui.tools.cordon_edit.invoke({ input: { path: 'README.md', edits: [{ oldText: 'absent', newText: '' }] } }, token);
-    assert.match(text(bad), /^Error: /);
-    assert.equal(h.realFile('README.md'), 'Hello world\n');
+    await t.test('cordon_edit edits or writes in the sandbox; a failed edit is an Error result', async () => {
+        const ed = await h.ui.tools.cordon_edit.invoke(
+            { input: { path: 'README.md', edits: [{ oldText: 'world', newText: 'sandbox' }] } }, token);
+        assert.match(text(ed), /edited README\.md/);
+        assert.equal((await h.api.readFile('README.md')).content, 'Hello sandbox\n');
+        const wr = await h.ui.tools.cordon_edit.invoke({ input: { path: 'new/file.txt', content: 'x\n' } }, token);
+        assert.match(text(wr), /wrote new\/file\.txt/);
+        const bad = await h.ui.tools.cordon_edit.invoke(
+            { input: { path: 'README.md', edits: [{ oldText: 'absent', newText: '' }] } }, token);
+        assert.match(text(bad), /^Error: /);
+        assert.equal(h.realFile('README.md'), 'Hello world\n');
+    });
 
-    const fe = await h.ui.tools.cordon_fetch.invoke({ input: { url: 'http://denied.invalid/' } }, token);
-    assert.match(text(fe), /^Error: .*-32003/);
+    await t.test('cordon_fetch goes through the policy: a denied host is an Error result (-32003)', async () => {
+        const fe = await h.ui.tools.cordon_fetch.invoke({ input: { url: 'http://denied.invalid/' } }, token);
+        assert.match(text(fe), /^Error: .*-32003/);
+    });
 });
 
 function httpServer(t) {

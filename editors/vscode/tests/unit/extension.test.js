@@ -151,6 +151,20 @@ test('protected files need a confirmation per file; discard drops a change', { t
     });
 });
 
+test('a change whose text hides characters is marked and warned about when opened', { timeout: 30000 }, async (t) => {
+    const h = await startExtension();
+    t.after(() => h.stop());
+    const r = await h.exec('cordon.runCommand', "printf 'ok = 1 /* \\342\\200\\256 } */\\n' > trojan.js");
+    assert.equal(r.exitCode, 0, r.stderr);
+    const [f] = await waitFor(async () => {
+        const x = await h.treeFiles();
+        return x.length === 1 && x;
+    }, 'one pending change');
+    assert.match(f.description, /⚠ bidi-control/);
+    await h.exec('cordon.openChange', f.node);
+    assert.ok(h.ui.messages.some((m) => m.level === 'warning' && /trojan\.js contains bidirectional control/.test(m.message)));
+});
+
 test('after a restart the folder resumes its session and its pending changes', { timeout: 60000 }, async (t) => {
     const first = await startExtension();
     let dirs;
