@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -168,4 +169,36 @@ TEST_CASE("probe_host reports every facility quickly", "[sandbox][session]") {
     }
     CHECK(names == std::vector<std::string>{"userns", "overlay", "seccomp", "landlock", "cgroups"});
     CHECK_FALSE(facilities.back().required);
+}
+
+TEST_CASE("bad requests get an ExecExited with an error, the session lives on",
+          "[sandbox][session]") {
+    TestSandbox sb;
+    REQUIRE(sb.error() == "");
+    RunOptions o;
+    o.cwd = "/nonexistent/dir";
+    auto r = sb.run({"/bin/true"}, o);
+    CHECK(r.error.rfind("chdir /nonexistent/dir: ", 0) == 0);
+    CHECK(r.exit_code() == 126);
+    // Wrong number of fds.
+    int p[2];
+    REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+    ExecRequest req;
+    req.id = 999;
+    req.argv = {"/bin/true"};
+    REQUIRE(send_control(sb.init().control_fd, req, {p[1]}) == 0);
+    close(p[0]);
+    close(p[1]);
+    std::vector<int> fds;
+    int err = 0;
+    std::optional<ControlMessage> msg;
+    do {
+        msg = recv_control(sb.init().control_fd, fds, err);
+        REQUIRE(msg);
+    } while (!std::holds_alternative<ExecExited>(*msg));
+    CHECK(std::get<ExecExited>(*msg).id == 999);
+    CHECK(std::get<ExecExited>(*msg).error.find("3 fds") != std::string::npos);
+    // Killing an unknown id is harmless; the session still runs commands.
+    sb.kill(12345);
+    CHECK(sb.run({"/bin/echo", "still"}).out == "still\n");
 }
