@@ -244,6 +244,23 @@ TEST_CASE("HTTP proxy: request hygiene", "[net][proxy]") {
         CHECK(out.starts_with("HTTP/1.1 431"));
         CHECK(w.http.requests == 0);
     }
+    SECTION("ambiguous message framing is refused (request smuggling)") {
+        auto head = "POST http://" + w.origin() + "/echo HTTP/1.1\r\nHost: " + w.origin() + "\r\n";
+        for (std::string framing :
+             {"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+              "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+              "Transfer-Encoding: identity\r\n\r\n", "Transfer-Encoding: chunked, gzip\r\n\r\n"}) {
+            INFO(framing);
+            CHECK(raw_exchange(f.http_port, head + framing, 2000ms).starts_with("HTTP/1.1 400"));
+        }
+        CHECK(w.http.requests == 0);
+        // A pipelined second request is judged on its own.
+        auto out = raw_exchange(
+            f.http_port,
+            head + "Content-Length: 3\r\n\r\nabcGET http://" + "x.test/ HTTP/1.1\r\n\r\n", 2000ms);
+        CHECK(out.find("HTTP/1.1 200") == 0);
+        CHECK(out.find("HTTP/1.1 403") != std::string::npos);
+    }
     SECTION("malformed requests get 400") {
         auto out = raw_exchange(f.http_port, "GARBAGE\r\n\r\n");
         CHECK(out.starts_with("HTTP/1.1 400"));

@@ -550,6 +550,9 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                 co_return co_await fail(http::status::bad_request,
                                         "Host header does not match the request target");
         }
+        if (req.find(http::field::transfer_encoding) != req.end() && !req.chunked())
+            co_return co_await fail(http::status::bad_request,
+                                    "Transfer-Encoding without a final \"chunked\"");
         if (!budget_left())
             co_return co_await fail(http::status::forbidden,
                                     "the session's network byte budget is exhausted");

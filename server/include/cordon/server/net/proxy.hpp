@@ -50,7 +50,8 @@ inline constexpr std::uint16_t kSocksProxyPort = 1080;
 enum class ProxyProtocol { http, socks5 };
 
 struct ProxyLimits {
-    std::size_t max_connections = 256;        // open client connections at once
+    std::size_t max_connections = 128;        // open client connections at once (a tunnel
+                                              // holds 6 fds: client, destination, 2 pipes)
     std::uint64_t max_total_bytes = 0;        // both directions, lifetime; 0: unlimited
     std::uint64_t max_upload_bytes = 0;       // client -> destination (egress); 0: unlimited
     std::size_t max_header_bytes = 64 * 1024; // request / response head
