@@ -575,7 +575,7 @@ end)
 -- A request from inside the sandbox through its HTTP proxy (NO_PROXY covers the sandbox's
 -- own loopback, so curl is told to use the proxy for this address).
 local function curl_via_proxy(url)
-  return ([[curl -sS --max-time 10 --noproxy '' -x "$HTTP_PROXY" %s]]):format(url)
+  return ([[curl -fsS --max-time 10 --noproxy '' -x "$HTTP_PROXY" %s]]):format(url)
 end
 
 test(':CordonRun: a denied request shows in the output and as a notification', function()
@@ -596,6 +596,7 @@ test(':CordonRun: a denied request shows in the output and as a notification', f
   contains(asked[1].prompt, '127.0.0.4:' .. port, 'question names host and port')
   eq(0, hits.n, 'the host server was not reached')
   truthy(not vim.tbl_contains(output_lines('$ curl'), 'curl-exit=0'), 'curl failed')
+  truthy(not table.concat(output_lines('$ curl'), '\n'):find('secret', 1, true), 'no body from the host')
   wait_for('the violation in the output', function()
     for _, l in ipairs(output_lines('$ curl')) do
       if l:match('^%[cordon%] blocked %(network%)') then
@@ -604,7 +605,7 @@ test(':CordonRun: a denied request shows in the output and as a notification', f
     end
   end, 5000)
   wait_for('violation notification', function()
-    return #notes_matching('cordon: blocked network access') > 0
+    return #notes_matching('cordon: blocked network access: 127.0.0.4:' .. port) > 0
   end, 5000)
 end)
 

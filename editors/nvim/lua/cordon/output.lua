@@ -175,8 +175,8 @@ function M.begin(command)
     end
     violations_shown = violations_shown + 1
     new_line(buf)
-    local text = require('cordon.prompts').text
-    append(buf, ('[cordon] blocked (%s): %s\n'):format(text(p.kind) or '?', (M.sanitize(text(p.detail) or ''))))
+    local prompts = require('cordon.prompts')
+    append(buf, ('[cordon] blocked (%s): %s\n'):format(prompts.text(p.kind) or '?', (M.sanitize(prompts.describe(p.detail)))))
   end
   function w.finish(err, r)
     if not valid(buf) then

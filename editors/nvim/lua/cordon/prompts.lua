@@ -61,9 +61,26 @@ function M.approve(params, reply)
   end)
 end
 
+--- One line describing a violation's detail: `host:port (address): reason [via]` for
+--- network details, `key: value, ...` for any other object, a string as it is.
+function M.describe(detail)
+  if type(detail) == 'table' and text(detail.host) then
+    local where = text(detail.host) .. (text(detail.port) and (':' .. text(detail.port)) or '')
+    if text(detail.address) and text(detail.address) ~= text(detail.host) then
+      where = where .. ' (' .. text(detail.address) .. ')'
+    end
+    local line = where .. (text(detail.reason) and (': ' .. text(detail.reason)) or '')
+    if text(detail.via) and text(detail.via) ~= '' then
+      line = line .. ' [' .. text(detail.via) .. ']'
+    end
+    return line
+  end
+  return text(detail) or ''
+end
+
 --- Default `sandbox/violation` handler.
 function M.violation(p)
-  vim.notify(('cordon: blocked %s access: %s'):format(text(p.kind) or '?', text(p.detail) or ''), vim.log.levels.WARN)
+  vim.notify(('cordon: blocked %s access: %s'):format(text(p.kind) or '?', M.describe(p.detail)), vim.log.levels.WARN)
 end
 
 --- Asks a yes/no question through vim.ui.select; cb(true) only on an explicit yes.
