@@ -121,33 +121,50 @@ test('code-server: run in the sandbox, review the diff, apply it', { timeout: 20
     page.setDefaultTimeout(30000);
     const shot = (name) => page.screenshot({ path: path.join(artifacts, name) }).catch(() => undefined);
 
-    try {
+    /** Runs `fn` as a subtest; on failure keeps a screenshot and the code-server log. */
+    let workbenchReady = false;
+    const phase = (name, fn) => t.test(name, async () => {
+        if (name !== 'workbench' && !workbenchReady) throw new Error('the workbench did not load (see above)');
+        try {
+            await fn();
+        } catch (err) {
+            const file = `vscode-failure-${name.replace(/[^a-z0-9]+/gi, '-')}.png`;
+            await shot(file);
+            step(`failed; screenshot ${path.join(artifacts, file)}; code-server log:\n${server.log().slice(-4000)}`);
+            throw err;
+        }
+    });
+
+    const statusItem = page.locator('.statusbar-item', { hasText: /cordon:/ });
+    await phase('workbench', async () => {
         await page.goto(`${server.url}/?folder=${encodeURIComponent(dirs.workspace)}`, { timeout: 60000 });
         await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
         step('workbench loaded; waiting for the extension');
-        const statusItem = page.locator('.statusbar-item', { hasText: /cordon:/ });
         await statusItem.filter({ hasText: /cordon: 0 changes/ }).waitFor({ timeout: 60000 });
+        workbenchReady = true;
+    });
 
-        /** Runs a command from the command palette by its title. */
-        const palette = async (title) => {
-            await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } }).catch(() => undefined);
-            await page.keyboard.press('F1');
-            const input = page.locator('.quick-input-widget .quick-input-box input');
-            await input.waitFor({ state: 'visible' });
-            await input.fill(`>${title}`);
-            await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor();
-            await page.keyboard.press('Enter');
-        };
-        /** Answers the quick input now open (an input box or a quick pick) with `text`. */
-        const answer = async (text, rowText) => {
-            const input = page.locator('.quick-input-widget .quick-input-box input');
-            await input.waitFor({ state: 'visible' });
-            await input.fill(text);
-            if (rowText) await page.locator('.quick-input-widget .monaco-list-row', { hasText: rowText }).first().waitFor();
-            await page.keyboard.press('Enter');
-            await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
-        };
+    /** Runs a command from the command palette by its title. */
+    const palette = async (title) => {
+        await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } }).catch(() => undefined);
+        await page.keyboard.press('F1');
+        const input = page.locator('.quick-input-widget .quick-input-box input');
+        await input.waitFor({ state: 'visible' });
+        await input.fill(`>${title}`);
+        await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor();
+        await page.keyboard.press('Enter');
+    };
+    /** Answers the quick input now open (an input box or a quick pick) with `text`. */
+    const answer = async (text, rowText) => {
+        const input = page.locator('.quick-input-widget .quick-input-box input');
+        await input.waitFor({ state: 'visible' });
+        await input.fill(text);
+        if (rowText) await page.locator('.quick-input-widget .monaco-list-row', { hasText: rowText }).first().waitFor();
+        await page.keyboard.press('Enter');
+        await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+    };
 
+    await phase('run, diff, apply', async () => {
         step('cordon: Run Command in Sandbox');
         await palette('cordon: Run Command in Sandbox');
         await answer("printf 'hello from the sandbox\\n' > greeting.txt; echo computed-in-sandbox-$((6*7))");
@@ -158,7 +175,6 @@ test('code-server: run in the sandbox, review the diff, apply it', { timeout: 20
         assert.equal(fs.readFileSync(path.join(dirs.workspace, 'greeting.txt'), 'utf8'), 'hello from the workspace\n',
                      'the real file is untouched until applied');
         await statusItem.filter({ hasText: /cordon: 1 change\b/ }).waitFor({ timeout: 30000 });
-        // The "cordon changes" view lists it.
         // The status bar item opens the "cordon changes" view, which lists it.
         await statusItem.click();
         const sidebar = page.locator('.part.sidebar');
@@ -193,9 +209,23 @@ test('code-server: run in the sandbox, review the diff, apply it', { timeout: 20
         await statusItem.filter({ hasText: /cordon: 0 changes/ }).waitFor({ timeout: 30000 });
         await page.locator('.notifications-toasts', { hasText: /applied greeting\.txt/ }).waitFor({ timeout: 15000 });
         await shot('vscode-applied.png');
-    } catch (err) {
-        await shot('vscode-failure.png');
-        step(`failed; screenshot ${path.join(artifacts, 'vscode-failure.png')}; code-server log:\n${server.log().slice(-4000)}`);
-        throw err;
-    }
+    });
+
+    await phase('approval modal', async () => {
+        // A host server on 127.0.0.1: the sandbox reaches it only through the proxy, which
+        // asks the editor; the modal names host and port; Allow Once lets this request through.
+        const http = require('http');
+        const hostServer = http.createServer((req, res) => res.end(`host says hi to ${req.url}`));
+        await new Promise((r) => hostServer.listen(0, '127.0.0.1', r));
+        t.after(() => new Promise((r) => hostServer.close(r)));
+        const port = hostServer.address().port;
+        await palette('cordon: Run Command in Sandbox');
+        await answer(`curl -fsS -m 20 http://127.0.0.1:${port}/approved; echo; echo curl-exit-$?`);
+        const dialog = page.locator('.monaco-dialog-box');
+        await dialog.filter({ hasText: new RegExp(`127\\.0\\.0\\.1:${port}`) }).waitFor({ timeout: 30000 });
+        await shot('vscode-approval.png');
+        await dialog.locator('.monaco-button', { hasText: 'Allow Once' }).click();
+        await page.locator('.part.panel', { hasText: /host\ssays\shi\sto\s\/approved/ }).waitFor({ timeout: 30000 });
+        await page.locator('.part.panel', { hasText: 'curl-exit-0' }).waitFor({ timeout: 30000 });
+    });
 });
