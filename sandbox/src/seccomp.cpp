@@ -303,6 +303,10 @@ const char* const kAllowed[] = {
     "landlock_add_rule",
     "landlock_restrict_self",
     "futex_waitv",
+    "mlock2",
+    "ioprio_get",
+    "ioprio_set",
+    "remap_file_pages",
     "process_madvise",
     "get_mempolicy",
     "clock_adjtime",
@@ -323,8 +327,9 @@ struct RawSyscall {
     const char* name;
     int nr;
 };
-const RawSyscall kAllowedRaw[] = {{"cachestat", 451},  {"fchmodat2", 452},     {"futex_wake", 454},
-                                  {"futex_wait", 455}, {"futex_requeue", 456}, {"mseal", 462}};
+const RawSyscall kAllowedRaw[] = {
+    {"cachestat", 451},     {"fchmodat2", 452}, {"futex_wake", 454},      {"futex_wait", 455},
+    {"futex_requeue", 456}, {"mseal", 462},     {"map_shadow_stack", 453}};
 
 const char* const kDenied[] = {"ptrace",
                                "process_vm_readv",

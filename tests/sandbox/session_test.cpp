@@ -202,3 +202,31 @@ TEST_CASE("bad requests get an ExecExited with an error, the session lives on",
     sb.kill(12345);
     CHECK(sb.run({"/bin/echo", "still"}).out == "still\n");
 }
+
+TEST_CASE("everyday tools work under the filters", "[sandbox][session]") {
+    TestSandbox sb;
+    REQUIRE(sb.error() == "");
+    // Threads, subprocesses, pipes, a compiler writing and running a binary in /tmp, git
+    // writing its object store inside the overlay, a loopback server.
+    std::string script = "set -e; cd /tmp; echo sh-ok; ";
+    if (exists("/usr/bin/python3"))
+        script +=
+            "/usr/bin/python3 -c 'import subprocess,multiprocessing,socket;"
+            "print(subprocess.run([\"echo\",\"py-ok\"],capture_output=True).stdout.decode().strip()"
+            ");"
+            "multiprocessing.Pool(2).map(abs,[1]); s=socket.socket(); s.bind((\"127.0.0.1\",0))'; ";
+    if (exists("/usr/bin/cc"))
+        script += "printf 'int main(void){return 0;}' > t.c && cc t.c -o t && ./t && echo cc-ok; ";
+    if (exists("/usr/bin/git"))
+        script += "cd " + sb.spec().workspace +
+                  " && git init -q repo && cd repo && "
+                  "git -c user.email=a@b -c user.name=n commit -q --allow-empty -m m && "
+                  "git log --oneline | wc -l; ";
+    auto r = sb.sh(script);
+    INFO(r.describe());
+    CHECK(r.exit_code() == 0);
+    CHECK(r.out.find("sh-ok") != std::string::npos);
+    if (exists("/usr/bin/python3")) CHECK(r.out.find("py-ok") != std::string::npos);
+    if (exists("/usr/bin/cc")) CHECK(r.out.find("cc-ok") != std::string::npos);
+    if (exists("/usr/bin/git")) CHECK_FALSE(exists(sb.spec().workspace + "/repo"));
+}
