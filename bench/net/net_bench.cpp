@@ -7,7 +7,7 @@
 // The origin runs on its own thread, the proxy (EgressGate + ProxyServer) on another, the
 // client is blocking code on the main thread. Nothing leaves 127.0.0.1.
 //
-// Usage: net_bench [--bytes N] [--requests N] [--splice on|off]
+// Usage: net_bench [--bytes N] [--requests N] [--splice on|off] [--buffer BYTES]
 #include "cordon/server/net/proxy.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -46,6 +46,7 @@ namespace {
 std::uint64_t g_bytes = 1ull << 30;
 int g_requests = 2000;
 bool g_splice = true;
+std::size_t g_buffer = ProxyLimits{}.relay_buffer_bytes; // what the server uses
 
 // Origin: "GET /stream" -> raw g_bytes then close; anything else -> small HTTP response,
 // keep-alive.
@@ -189,6 +190,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--bytes")) g_bytes = std::stoull(argv[i + 1]);
         if (!std::strcmp(argv[i], "--requests")) g_requests = std::stoi(argv[i + 1]);
+        if (!std::strcmp(argv[i], "--buffer")) g_buffer = std::stoul(argv[i + 1]);
         if (!std::strcmp(argv[i], "--splice")) g_splice = std::string(argv[i + 1]) != "off";
     }
     g_requests = std::clamp(g_requests, 10, 100000);
@@ -211,7 +213,7 @@ int main(int argc, char** argv) {
         co_return std::vector<Address>{asio::ip::make_address("127.0.0.1")};
     });
     ProxyLimits limits;
-    limits.relay_buffer_bytes = 256 * 1024;
+    limits.relay_buffer_bytes = g_buffer;
     limits.splice = g_splice;
     ProxyServer proxy(proxy_io.get_executor(), gate, limits);
     std::uint16_t http_port = 0;

@@ -414,6 +414,54 @@ TEST_CASE("approvals: once / session / deny / timeout / one shared question", "[
     }
 }
 
+TEST_CASE("approvals apply to CONNECT and SOCKS5 too", "[net][proxy]") {
+    World w;
+    const auto& certs = TestCerts::get();
+    auto rules = std::vector<std::string>{"127.0.0.1:*"};
+    auto https_url = "https://allowed.test:" + P(w.https.port()) + "/hello";
+    auto http_url = "http://other.test:" + P(w.http.port()) + "/hello";
+    SECTION("allow-once") {
+        ProxyFixture f(w.t, rules, {});
+        map_test_names(f);
+        f.answer = [](auto&) { return Decision::allow_once; };
+        CHECK(curl_body(f, https_url, "--cacert " + certs.ca_pem).out == "hello from origin");
+        CHECK(curl_socks(f, http_url).out == "hello from origin");
+        CHECK(curl_socks(f, https_url, "--cacert " + certs.ca_pem).out == "hello from origin");
+        CHECK(f.asks == 3);
+        auto q = f.questions_copy();
+        CHECK(q[0].via == "connect");
+        CHECK(q[1].via == "socks5");
+    }
+    SECTION("deny") {
+        ProxyFixture f(w.t, rules, {});
+        map_test_names(f);
+        auto r = run("curl -s -o /dev/null -w '%{http_connect}' --max-time 15 --noproxy '' "
+                     "--proxy " +
+                     f.http_proxy() + " --cacert " + certs.ca_pem + " " + https_url);
+        CHECK(r.out == "403");
+        CHECK(curl_socks(f, http_url).status == 97);
+        CHECK(f.asks == 2);
+        CHECK(f.resolver_calls == 0);
+        CHECK(f.violations_copy().size() == 2);
+    }
+    SECTION("one shared question for concurrent SOCKS5 and CONNECT clients") {
+        ProxyFixture f(w.t, rules, {});
+        map_test_names(f);
+        f.ask_delay = 700ms;
+        f.answer = [](auto&) { return Decision::allow_once; };
+        std::string cmd =
+            "for i in 1 2 3; do curl -s --max-time 15 --noproxy '' --socks5-hostname " +
+            f.socks_proxy() + " " + https_url + " --cacert " + certs.ca_pem +
+            " -o /dev/null -w '%{http_code}\\n' & curl -s --max-time 15 --noproxy '' "
+            "--proxy " +
+            f.http_proxy() + " " + https_url + " --cacert " + certs.ca_pem +
+            " -o /dev/null -w '%{http_code}\\n' & done; wait";
+        auto r = run(cmd);
+        CHECK(r.out == "200\n200\n200\n200\n200\n200\n");
+        CHECK(f.asks == 1);
+    }
+}
+
 TEST_CASE("python urllib through the proxy environment", "[net][proxy]") {
     World w;
     const auto& certs = TestCerts::get();
