@@ -6,7 +6,7 @@
 import * as vscode from 'vscode';
 import * as rpc from 'vscode-jsonrpc/node';
 import { CordonContext } from './sessions';
-import { neutralizeLine } from './sanitize';
+import { describeDetail, neutralizeLine } from './sanitize';
 
 export interface ApproveParams {
     sessionId: string;
@@ -15,7 +15,8 @@ export interface ApproveParams {
     host: string;
     port: number;
     address?: string;
-    detail?: string;
+    /** A string, or an object such as {via, reason}. */
+    detail?: unknown;
 }
 export type Decision = 'allow-once' | 'allow-session' | 'deny';
 export interface ApproveResult { decision: Decision }
@@ -23,7 +24,8 @@ export interface ViolationParams {
     sessionId: string;
     requestId?: number | string;
     kind: 'network' | 'filesystem' | 'git' | 'limit';
-    detail: string;
+    /** A string, or an object such as {host, port, reason, rule, via}. */
+    detail: unknown;
 }
 
 export const ApproveRequest = new rpc.RequestType<ApproveParams, ApproveResult, void>('sandbox/approve');
@@ -45,7 +47,7 @@ export async function askApproval(ctx: CordonContext, p: ApproveParams, token?: 
     const message = `cordon: allow ${what} ${host}:${port}${address ? ` (address ${address})` : ''}?`;
     const detail = [`The agent's command${where} asks to reach ${host} on port ${port}` +
                     (address ? `, resolved to ${address}` : '') + '.',
-                    p.detail ? `Detail: ${neutralizeLine(p.detail)}` : '',
+                    p.detail ? `Detail: ${describeDetail(p.detail)}` : '',
                     'Not answering denies it.'].filter(Boolean).join('\n');
     ctx.log(`approval asked: ${p.kind} ${host}:${port}${address ? ` (${address})` : ''}`);
     const pick = vscode.window.showWarningMessage(message, { modal: true, detail }, ...CHOICES.map((c) => c.title));
@@ -60,7 +62,7 @@ export function activate(ctx: CordonContext): void {
     ctx.subscriptions.push(ctx.onDidConnect((c) => {
         c.onRequest(ApproveRequest, (p, token) => askApproval(ctx, p, token));
         c.onNotification(ViolationNotification, (p) => {
-            const line = `blocked (${neutralizeLine(String(p.kind))}): ${neutralizeLine(String(p.detail ?? ''))}`;
+            const line = `blocked (${neutralizeLine(String(p.kind))}): ${describeDetail(p.detail)}`;
             ctx.log(line);
             void vscode.window.showWarningMessage(`cordon: ${line}`, 'Show Output').then((a) => {
                 if (a) ctx.output.show(true);

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import * as rpc from 'vscode-jsonrpc/node';
 import { CordonContext, Session } from './sessions';
 import { errorMessage } from './server';
-import { neutralize, neutralizeLine } from './sanitize';
+import { describeDetail, neutralize, neutralizeLine } from './sanitize';
 
 export interface ExecParams {
     sessionId: string;
@@ -114,15 +114,13 @@ export function describeResult(r: ExecResult): string {
     return `[${how}, ${r.durationMs} ms, ${n} changed file${n === 1 ? '' : 's'}${trunc}]`;
 }
 
-/** One line for a violation carried in an exec result (shape as in sandbox/violation). */
+/** One line for a violation carried in an exec result ({kind, detail}, as in sandbox/violation). */
 export function describeViolation(v: unknown): string {
-    if (v && typeof v === 'object') {
+    if (v && typeof v === 'object' && 'detail' in v) {
         const o = v as { kind?: unknown; detail?: unknown };
-        if (o.kind !== undefined || o.detail !== undefined) {
-            return neutralizeLine(`${String(o.kind ?? 'violation')}: ${typeof o.detail === 'string' ? o.detail : JSON.stringify(o.detail ?? v)}`);
-        }
+        return `${neutralizeLine(String(o.kind ?? 'violation'))}: ${describeDetail(o.detail)}`;
     }
-    return neutralizeLine(JSON.stringify(v));
+    return describeDetail(v);
 }
 
 export function activate(ctx: CordonContext): void {

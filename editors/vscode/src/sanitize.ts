@@ -24,3 +24,32 @@ export function neutralize(text: string): string {
 export function neutralizeLine(text: string): string {
     return neutralize(text).replace(/\n/g, '\u2424').replace(/\t/g, '\u2409');
 }
+
+/**
+ * One neutralised line for a `detail` from the server: a string as it is; an object as
+ * `host:port: reason (rule R, via V)` with any other fields as `key=value`.
+ */
+export function describeDetail(detail: unknown): string {
+    if (detail === undefined || detail === null) return '';
+    if (typeof detail !== 'object') return neutralizeLine(String(detail));
+    const o = { ...(detail as Record<string, unknown>) };
+    const take = (k: string): string | undefined => {
+        const v = o[k];
+        delete o[k];
+        return v === undefined || v === null || v === '' ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
+    };
+    delete o['kind'];
+    const host = take('host');
+    const port = take('port');
+    const reason = take('reason');
+    const extras = [take('rule'), take('via')];
+    const parts: string[] = [];
+    if (host) parts.push(port ? `${host}:${port}` : host);
+    if (reason) parts.push(reason);
+    let line = parts.join(': ');
+    const notes = [extras[0] ? `rule ${extras[0]}` : '', extras[1] ? `via ${extras[1]}` : '',
+                   ...Object.entries(o).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)]
+        .filter(Boolean);
+    if (notes.length) line += `${line ? ' ' : ''}(${notes.join(', ')})`;
+    return neutralizeLine(line);
+}

@@ -3,7 +3,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { neutralize, neutralizeLine } = require('../../out/src/sanitize.js');
+const { describeDetail, neutralize, neutralizeLine } = require('../../out/src/sanitize.js');
 
 test('escape sequences become visible text', () => {
     assert.equal(neutralize('\x1b]52;c;SGVsbG8=\x07'), '␛]52;c;SGVsbG8=␇');          // OSC 52 clipboard write
@@ -28,4 +28,14 @@ test('ordinary text, newlines, tabs and non-ASCII pass unchanged; CRLF becomes L
 
 test('one-line form makes newlines and tabs visible too', () => {
     assert.equal(neutralizeLine('evil.com\nAllow?\t'), 'evil.com␤Allow?␉');
+});
+
+test('a detail object from the server reads as one line', () => {
+    assert.equal(describeDetail({ kind: 'network', host: 'evil.example', port: 443, reason: 'denied by policy',
+                                  rule: 'evil.example', via: 'connect' }),
+                 'evil.example:443: denied by policy (rule evil.example, via connect)');
+    assert.equal(describeDetail({ via: 'http', reason: 'not in the allow list' }), 'not in the allow list (via http)');
+    assert.equal(describeDetail('plain\x1b[31m text'), 'plain␛[31m text');
+    assert.equal(describeDetail({ host: 'a\nb', extra: { n: 1 } }), 'a␤b (extra={"n":1})');
+    assert.equal(describeDetail(undefined), '');
 });
