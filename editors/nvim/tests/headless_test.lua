@@ -541,6 +541,50 @@ test(':CordonApply without a file applies every pending file it can', function()
   eq('user edit\n', read_file(WS .. '/conflict.txt'), 'real conflict.txt')
 end)
 
+test(':CordonDiff of a deleted, an added and a binary file; applying the deletion removes the real file', function()
+  local err, r = await('run', cordon.run, [[rm src/main.c && echo fresh > brand-new.txt && printf 'a\000b' > blob.bin]], {})
+  no_error(err, 'exec')
+  eq(0, r.exitCode, 'exitCode')
+  local function open_diff(path)
+    local tabs = #vim.api.nvim_list_tabpages()
+    vim.cmd('CordonDiff ' .. path)
+    wait_for('diff tab for ' .. path, function()
+      return #vim.api.nvim_list_tabpages() == tabs + 1 and vim.b.cordon_change ~= nil
+    end)
+    local wins = vim.api.nvim_tabpage_list_wins(0)
+    local left = vim.api.nvim_win_get_buf(wins[1])
+    local right = vim.api.nvim_win_get_buf(wins[2])
+    return vim.api.nvim_buf_get_lines(left, 0, -1, false), vim.api.nvim_buf_get_lines(right, 0, -1, false),
+      vim.api.nvim_buf_get_name(left)
+  end
+  local left, right = open_diff('src/main.c')
+  eq({ 'int main(void) { return 0; }' }, left, 'deleted: real side')
+  eq({ '' }, right, 'deleted: sandbox side empty')
+  eq('deleted', vim.b.cordon_change.status, 'status')
+  vim.cmd('tabclose')
+  local lname
+  left, right, lname = open_diff('brand-new.txt')
+  eq({ '' }, left, 'added: real side empty')
+  contains(lname, '(absent)', 'added: real side named as absent')
+  eq({ 'fresh' }, right, 'added: sandbox side')
+  vim.cmd('tabclose')
+  left, right = open_diff('blob.bin')
+  contains(right[1], '[binary file', 'binary placeholder')
+  vim.cmd('tabclose')
+  vim.cmd('CordonApply src/main.c')
+  wait_for('the real src/main.c to be removed', function()
+    return vim.loop.fs_stat(WS .. '/src/main.c') == nil
+  end)
+  vim.cmd('CordonDiscard!')
+  wait_for('everything discarded', function()
+    return #notes_matching('discarded every pending change') > 0
+  end)
+  local derr, d = await('diff', cordon.diff, nil)
+  no_error(derr, 'changes/diff')
+  eq(0, #d.files, 'nothing pending after :CordonDiscard!')
+  eq(nil, read_file(WS .. '/brand-new.txt'), 'the discarded file never reached the workspace')
+end)
+
 test('approval: fetch of an unlisted host asks via vim.ui.select; allow-once lets it through', function()
   local port, close, hits = http_server('hello from the host', '127.0.0.2')
   asked = {}
@@ -624,6 +668,8 @@ test(':CordonRun: allow-session is asked once, then the sandbox reaches that hos
 end)
 
 test(':CordonStop stops the server; a new start resumes the session with its pending change', function()
+  local werr = await('write', cordon.write, 'resume.txt', 'still pending\n')
+  no_error(werr, 'fs/write')
   local old = cordon.session().sessionId
   local pid = cordon._state.client.pid
   for k in pairs(notes) do notes[k] = nil end
@@ -639,10 +685,11 @@ test(':CordonStop stops the server; a new start resumes the session with its pen
   no_error(err, 'restart')
   eq(old, s.sessionId, 'same session resumed')
   eq(true, s.reused, 'reused')
-  truthy((s.changedFiles or 0) >= 1, 'pending change survives (conflict.txt): ' .. tostring(s.changedFiles))
-  local rerr, r = await('read', cordon.read, 'conflict.txt')
+  eq(1, s.changedFiles, 'pending changes after the restart')
+  local rerr, r = await('read', cordon.read, 'resume.txt')
   no_error(rerr, 'fs/read after restart')
-  eq('agent\n', r.content, 'sandbox view after restart')
+  eq('still pending\n', r.content, 'sandbox view after restart')
+  eq(nil, read_file(WS .. '/resume.txt'), 'real workspace')
 end)
 
 test('a server that dies: pending requests fail, the user is told, the next call restarts it', function()
