@@ -285,6 +285,15 @@ test('start: initialize reports isolation, session/create opens a session on the
   end
 end)
 
+test('start: one session per Neovim; another workspace is refused while it is open', function()
+  local err, s = await('start again', cordon.start, { workspace = WS .. '/' })
+  no_error(err, 'same workspace')
+  eq(cordon.session().sessionId, s.sessionId, 'same session')
+  err = await('start elsewhere', cordon.start, { workspace = TMP })
+  truthy(err and err.code == -32602, 'refused: ' .. vim.inspect(err))
+  contains(err.message, ':CordonStop', 'message')
+end)
+
 test(':checkhealth cordon reports the binary, the version and the isolation', function()
   vim.cmd('silent checkhealth cordon')
   local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')

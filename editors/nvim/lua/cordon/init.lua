@@ -219,6 +219,13 @@ function M.start(opts, cb)
   end
   opts = opts or {}
   if state.session then
+    local wanted = opts.workspace and (uv.fs_realpath(vim.fn.fnamemodify(opts.workspace, ':p')) or opts.workspace)
+    if wanted and wanted:gsub('(.)/$', '%1') ~= state.session.workspace then
+      return schedule_cb(cb, {
+        code = -32602,
+        message = ('a session on %s is open (one per Neovim): :CordonStop first'):format(state.session.workspace),
+      })
+    end
     return schedule_cb(cb, nil, state.session)
   end
   if state.waiting then
@@ -294,6 +301,9 @@ local function with_session(method, params, cb, on_id)
   M.start(function(err, session)
     if err then
       return cb and cb(err)
+    end
+    if not state.client then
+      return cb and cb({ code = rpc.SERVER_EXITED, message = 'cordon server is not running' })
     end
     params = params or {}
     params.sessionId = session.sessionId
