@@ -20,4 +20,5 @@ cmd('CordonChanges', 'changes', { nargs = 0, desc = 'cordon: quickfix list of pe
 cmd('CordonDiff', 'diff', { nargs = '?', complete = complete_pending, desc = 'cordon: diff real file vs sandbox' })
 cmd('CordonApply', 'apply', { nargs = '?', complete = complete_pending, desc = 'cordon: apply pending changes' })
 cmd('CordonDiscard', 'discard', { nargs = '?', bang = true, complete = complete_pending, desc = 'cordon: discard pending changes' })
+cmd('CordonCancel', 'cancel', { nargs = 0, desc = 'cordon: stop the commands :CordonRun started' })
 cmd('CordonStop', 'stop', { nargs = 0, desc = 'cordon: close the session and stop the server' })

@@ -312,7 +312,7 @@ test('doc/cordon.txt: :helptags builds its tags without errors', function()
   write_file(copy .. '/cordon.txt', read_file(doc .. '/cordon.txt'))
   vim.cmd('helptags ' .. vim.fn.fnameescape(copy))
   local tags = read_file(copy .. '/tags') or ''
-  for _, tag in ipairs({ 'cordon.txt', ':CordonStart', ':CordonRun', ':CordonChanges', ':CordonDiff',
+  for _, tag in ipairs({ 'cordon.txt', ':CordonStart', ':CordonRun', ':CordonCancel', ':CordonChanges', ':CordonDiff',
     ':CordonApply', ':CordonDiscard', ':CordonStop', 'cordon-api', 'cordon.run()', 'cordon-approvals' }) do
     contains(tags, tag .. '\t', 'tags')
   end
@@ -404,6 +404,18 @@ test('API run: a non-zero exit and a cancelled command', function()
   end, 10000)
   truthy(cerr and cerr.code == -32800, 'cancelled with -32800: ' .. vim.inspect(cerr))
   truthy(uv.now() - started < 10000, 'cancelled promptly')
+end)
+
+test(':CordonCancel stops a running :CordonRun', function()
+  local started = uv.now()
+  vim.cmd('CordonRun sleep 30; echo not-reached')
+  vim.wait(300)
+  vim.cmd('CordonCancel')
+  wait_for('the cancelled transcript', function()
+    return vim.tbl_contains(output_lines('$ sleep 30'), '[cordon] failed: request cancelled (-32800)')
+  end, 10000)
+  truthy(uv.now() - started < 10000, 'promptly')
+  truthy(not vim.tbl_contains(output_lines('$ sleep 30'), 'not-reached'), 'the command did not go on')
 end)
 
 test('API fs: write, edit, read, list; a failing edit changes nothing', function()

@@ -35,22 +35,42 @@ function M.start(o)
   end)
 end
 
+-- Request ids of the commands started by :CordonRun that are still running.
+local running = {}
+
 --- :CordonRun {cmd} — output streams into the cordon://output buffer.
---- Returns nothing; the exec result is also stored in vim.g.cordon_last_exec.
 function M.run(o)
   local output = require('cordon.output')
   local command = o.args
   output.open(cordon.config.output.split)
   local w = output.begin(command)
+  local id
   cordon.run(command, {
     on_output = w.write,
     on_violation = w.violation,
+    on_start = function(request_id)
+      id = request_id
+      running[id] = true
+    end,
   }, function(err, result)
+    if id then
+      running[id] = nil
+    end
     w.finish(err, result)
-    if err then
+    if err and err.code ~= -32800 then
       notify('run failed: ' .. cordon.format_error(err), vim.log.levels.ERROR)
     end
   end)
+end
+
+--- :CordonCancel — stops every command :CordonRun started that is still running.
+function M.cancel()
+  local n = 0
+  for id in pairs(running) do
+    cordon.cancel(id)
+    n = n + 1
+  end
+  notify(n == 0 and 'nothing is running' or ('cancelling %d command(s)'):format(n))
 end
 
 function M.changes()

@@ -49,7 +49,7 @@ function M.check()
   local ierr, result = client:request_sync('initialize', {
     clientInfo = { name = 'cordon.nvim-health', version = '0' },
     capabilities = { approvals = false },
-  }, 10000)
+  }, cordon.config.timeout_ms)
   client:stop(2000)
   if ierr then
     report.error('initialize failed: ' .. cordon.format_error(ierr), { client.stderr_tail })

@@ -38,7 +38,7 @@ local defaults = {
   on_approve = nil,
   -- Called for `sandbox/violation` as fn(params); nil: `vim.notify`.
   on_violation = nil,
-  -- How long synchronous helpers (and :checkhealth) wait for an answer.
+  -- How long :checkhealth and :CordonStop (session/close) wait for an answer.
   timeout_ms = 30000,
   output = {
     -- Command that opens the output window when it is not visible.
@@ -441,7 +441,8 @@ function M.stop(opts, cb)
   end
   local err
   if state.session then
-    err = client:request_sync('session/close', { sessionId = state.session.sessionId, discard = opts.discard or nil }, 5000)
+    err = client:request_sync('session/close', { sessionId = state.session.sessionId, discard = opts.discard or nil },
+      M.config.timeout_ms)
   end
   state.client, state.server_info, state.session, state.waiting = nil, nil, nil, nil
   state.execs = {}
