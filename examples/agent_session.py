@@ -446,6 +446,11 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:  # an answer of an unexpected shape, an I/O error: still a clear failure
+        import traceback
+        traceback.print_exc()
+        print("\nFAILED: unexpected error (above)", file=sys.stderr)
+        return 1
     finally:
         if args.keep:
             print(f"(kept {tmp})")
