@@ -594,7 +594,7 @@ test(':CordonDiff of a deleted, an added and a binary file; applying the deletio
   vim.cmd('tabclose')
   vim.cmd('CordonApply src/main.c')
   wait_for('the real src/main.c to be removed', function()
-    return vim.loop.fs_stat(WS .. '/src/main.c') == nil
+    return uv.fs_stat(WS .. '/src/main.c') == nil
   end)
   vim.cmd('CordonDiscard!')
   wait_for('everything discarded', function()
