@@ -574,6 +574,39 @@ TEST_CASE("abuse of one ProxyServer does not starve another (NET-08)", "[net][pr
     CHECK(curl_body(a, "http://" + w.origin() + "/hello").out == "hello from origin");
 }
 
+TEST_CASE("an unreachable destination times out with 502 / SOCKS 0x04", "[net][proxy]") {
+    IoThread t;
+    // A listener whose accept queue is full: further SYNs are dropped, connects hang.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd, 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    std::uint16_t port = ntohs(a.sin_port);
+    auto fillers = half_open(port, 4);
+    std::this_thread::sleep_for(100ms);
+
+    ProxyLimits l;
+    l.connect_timeout = 500ms;
+    ProxyFixture f(t, {"127.0.0.1:*"}, {}, l);
+    auto start = std::chrono::steady_clock::now();
+    auto out = raw_exchange(
+        f.http_port, "GET http://127.0.0.1:" + P(port) + "/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+        5000ms);
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+    CHECK(out.starts_with("HTTP/1.1 502"));
+    CHECK(out.find("timed out") != std::string::npos);
+    auto r = run("curl -s --max-time 15 --noproxy '' --socks5 " + f.socks_proxy() +
+                 " http://127.0.0.1:" + P(port) + "/");
+    CHECK(r.status == 97);
+    for (int x : fillers)
+        ::close(x);
+    ::close(fd);
+}
+
 TEST_CASE("byte budget closes the session's proxy traffic", "[net][proxy]") {
     World w;
     ProxyLimits l;

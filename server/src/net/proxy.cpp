@@ -237,13 +237,21 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
     // Connects c->upstream to the first reachable pinned endpoint. Empty string or error.
     asio::awaitable<std::string> dial(std::shared_ptr<Conn> c,
                                       const std::vector<tcp::endpoint>& eps, std::string& dialled) {
+        using namespace asio::experimental::awaitable_operators;
         std::string last = "no address";
+        c->set_idle(limits.idle_timeout + limits.connect_timeout);
         for (auto& ep : eps) {
             boost::system::error_code ec;
             c->upstream.close(ec);
-            c->set_deadline(limits.connect_timeout);
-            auto [cec] = co_await c->upstream.async_connect(ep, tuple_awaitable);
-            if (c->closed) co_return "connection closed (timeout)";
+            asio::steady_timer timer(ex, limits.connect_timeout);
+            auto r = co_await (c->upstream.async_connect(ep, tuple_awaitable) ||
+                               timer.async_wait(tuple_awaitable));
+            if (c->closed) co_return "connection closed";
+            if (r.index() == 1) {
+                last = ep.address().to_string() + ": connection timed out";
+                continue;
+            }
+            auto [cec] = std::get<0>(r);
             if (!cec) {
                 c->upstream.set_option(tcp::no_delay(true), ec);
                 dialled = ep.address().to_string();
@@ -252,6 +260,8 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
             }
             last = ep.address().to_string() + ": " + cec.message();
         }
+        boost::system::error_code ig;
+        c->upstream.close(ig);
         c->set_idle(limits.idle_timeout);
         co_return last;
     }
