@@ -44,7 +44,7 @@ check() { # name, pattern, tenths
   fi
 }
 
-tmux -S "$sock" -f /dev/null new-session -d -s cordon -x 100 -y 30 -c "$tmp/ws" \
+tmux -S "$sock" -f /dev/null new-session -d -s cordon -x 160 -y 30 -c "$tmp/ws" \
   env HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" XDG_DATA_HOME="$tmp/xdg" XDG_STATE_HOME="$tmp/xdg" \
   CORDON_BIN="$cordon" CORDON_STATE_DIR="$tmp/state" TERM=xterm-256color \
   nvim -n -i NONE -u "$here/minimal_init.lua" notes.txt
@@ -54,6 +54,13 @@ check ":CordonRun output shows in the cordon://output window" "^hi *$" 200
 check "the second line streams too" "^from-the-sandbox *$" 200
 check "the exit line shows" "\[exit 0, [0-9]+ ms\]" 200
 check "the output buffer's name is in a status line" "cordon://output" 20
+# An approval question through the default vim.ui.select (inputlist), answered by typing.
+tmux -S "$sock" send-keys -t cordon ":CordonRun curl -fsS --max-time 10 --noproxy '' -x \"\$HTTP_PROXY\" http://127.0.0.6:9/; echo curl-exit=\$?" Enter
+check "the approval question names host and port" "the sandbox wants network access to 127\.0\.0\.6:9" 200
+check "the choices are listed" "3: Deny" 20
+tmux -S "$sock" send-keys -t cordon "3" Enter
+check "deny: the violation shows in the output" "^\[cordon\] blocked \(network\): 127\.0\.0\.6:9" 200
+check "deny: the command fails" "^curl-exit=[1-9]" 200
 tmux -S "$sock" send-keys -t cordon ":CordonStop" Enter
 check ":CordonStop reports" "cordon: stopped" 100
 tmux -S "$sock" send-keys -t cordon ":qa!" Enter

@@ -57,6 +57,9 @@ function M.approve(params, reply)
       return c.label
     end,
   }, function(choice)
+    -- Clear what a command-line picker (the default inputlist) left on the screen, so the
+    -- messages that follow do not stop at a hit-enter prompt.
+    pcall(vim.cmd, 'redraw')
     reply(choice and choice.decision or 'deny')
   end)
 end
