@@ -3,12 +3,14 @@
 //
 //   outer process (host pid ns)          session init (pid 1 of the new pid ns)
 //   ---------------------------          --------------------------------------
-//   receive SandboxSpec                  mount propagation private, hostname, lo up
-//   gather host facts, build mount plan  listeners, scratch root, execute mount plan
-//   unshare user/mnt/pid/net/ipc/uts     pivot_root, lock mounts (nested userns+mntns)
-//   write id maps, non-dumpable          build Landlock ruleset + seccomp BPF once
-//   fork --------------------------->    send InitReady (or SetupError) and serve
-//   wait for the child, exit with it     ExecRequest / KillRequest until EOF
+//   receive SandboxSpec + seccomp BPF    gather host facts, build the mount plan
+//   unshare user/mnt/pid/ipc/uts         mount propagation private, hostname
+//   write id maps, non-dumpable          scratch root; join the netns from the outer
+//   fork --------------------------->    execute the mount plan, pivot_root
+//   unshare net, lo up, listeners ---->  lock mounts (nested userns + mntns)
+//     (in parallel with the child)       build the Landlock ruleset once
+//   wait for the child, exit with it     send InitReady (or SetupError), seccomp itself,
+//                                        serve ExecRequest / KillRequest until EOF
 //
 // Every failure is sent back as SetupError{step, errno, path, fix}; nothing runs
 // unsandboxed. Single-threaded throughout.
@@ -425,7 +427,7 @@ class CommandLoop {
 };
 
 // pid 1 of the session's namespaces: the setup steps, top to bottom.
-[[noreturn]] void session_init(Session& s, int parent_alive, std::vector<int> listeners_unused) {
+[[noreturn]] void session_init(Session& s, int parent_alive, int net_channel) {
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     pollfd pfd{parent_alive, POLLIN, 0};
     if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP)) _exit(1); // outer already gone
@@ -433,12 +435,35 @@ class CommandLoop {
     auto check = [&s](steps::Result r) {
         if (r) report_and_exit(s.control, *r);
     };
+    // While the outer process builds the net namespace: look at the host, plan the view.
+    HostFacts facts;
+    FactOptions opts;
+    opts.caller_uid = s.uid;
+    opts.all_uids_mapped = false;
+    if (auto e = gather_host_facts(s.spec, opts, facts, s.notes); !e.empty())
+        report_and_exit(s.control, steps::failure("workspace-scan", EMLINK, s.spec.workspace, e));
+    s.user = facts.user;
+    s.plan = build_mount_plan(s.spec, facts);
     check(steps::make_mounts_private());
     check(steps::set_hostname("cordon"));
-    check(steps::bring_up_loopback());
-    auto listeners = steps::open_listeners(s.spec.listen_ports);
-    if (auto* e = std::get_if<SetupError>(&listeners)) report_and_exit(s.control, *e);
     check(steps::prepare_new_root());
+    // Join the net namespace (only lo, up) before mounting /sys: sysfs shows the mounter's.
+    std::vector<int> listeners;
+    {
+        std::vector<int> fds;
+        int err = 0;
+        auto bytes = wire::recv_datagram(net_channel, fds, err);
+        close(net_channel);
+        if (!bytes) report_and_exit(s.control, steps::failure("netns", err ? err : EPIPE));
+        if (auto reply = wire::decode_setup_reply(*bytes))
+            if (auto* e = std::get_if<SetupError>(&*reply)) report_and_exit(s.control, *e);
+        if (fds.empty()) report_and_exit(s.control, steps::failure("netns", EPROTO));
+        check(steps::join_net_namespace(fds[0]));
+        close(fds[0]);
+        listeners.assign(fds.begin() + 1, fds.end());
+        if (listeners.size() != s.spec.listen_ports.size())
+            report_and_exit(s.control, steps::failure("listen", EPROTO));
+    }
     check(steps::execute_mount_plan(s.plan));
     check(steps::enter_new_root());
     check(steps::lock_mounts(s.uid, s.gid, s.root));
@@ -472,7 +497,7 @@ class CommandLoop {
     ready.landlock_abi = s.landlock.abi;
     ready.cgroups = false;
     ready.notes = s.notes;
-    auto fds = std::get<std::vector<int>>(listeners);
+    auto fds = listeners;
     // Last: the sandbox's root, so the server can reach files as the sandbox sees them
     // (through the overlay, masks included) without entering it.
     int root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -551,29 +576,54 @@ int main(int argc, char** argv) {
     // itself stays 0700).
     chmod((s.spec.state_dir + "/upper").c_str(), workspace_mode & 07777);
 
-    HostFacts facts;
-    FactOptions opts;
-    opts.caller_uid = s.uid;
-    opts.all_uids_mapped = false;
-    if (auto e = gather_host_facts(s.spec, opts, facts, s.notes); !e.empty())
-        report_and_exit(s.control, steps::failure("workspace-scan", EMLINK, s.spec.workspace, e));
-    s.user = facts.user;
-    s.plan = build_mount_plan(s.spec, facts);
-
     if (auto r = steps::enter_namespaces()) report_and_exit(s.control, *r);
     if (auto r = steps::write_id_maps(s.uid, s.gid, s.root)) report_and_exit(s.control, *r);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-    int alive[2];
-    if (pipe2(alive, O_CLOEXEC) != 0) report_and_exit(s.control, steps::failure("pipe", errno));
+    int alive[2], net[2];
+    if (pipe2(alive, O_CLOEXEC) != 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, net) != 0)
+        report_and_exit(s.control, steps::failure("pipe", errno));
+    // Opened now: the child's pivot_root moves the root of every process in this mount
+    // namespace, ours included, so "/proc" will not be there later.
+    int proc_self = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (proc_self < 0) report_and_exit(s.control, steps::failure("proc", errno, "/proc/self"));
     pid_t child = fork();
     if (child < 0) report_and_exit(s.control, steps::failure("fork", errno));
     if (child == 0) {
+        close(proc_self);
         close(alive[1]);
-        session_init(s, alive[0], {});
+        close(net[0]);
+        session_init(s, alive[0], net[1]);
     }
     close(alive[0]);
+    close(net[1]);
     close(s.control);
+
+    // In parallel with the child's mount work: the net namespace with only lo, up, and the
+    // proxy's listening sockets in it; handed to the child (which joins it) over `net`.
+    std::vector<int> net_fds;
+    std::optional<SetupError> failed = steps::enter_net_namespace();
+    if (!failed) failed = steps::bring_up_loopback();
+    if (!failed) {
+        int ns = openat(proc_self, "ns/net", O_RDONLY | O_CLOEXEC);
+        if (ns < 0)
+            failed = steps::failure("netns", errno, "/proc/self/ns/net");
+        else
+            net_fds.push_back(ns);
+    }
+    if (!failed) {
+        auto listeners = steps::open_listeners(s.spec.listen_ports);
+        if (auto* e = std::get_if<SetupError>(&listeners))
+            failed = *e;
+        else
+            for (int f : std::get<std::vector<int>>(listeners))
+                net_fds.push_back(f);
+    }
+    wire::send_datagram(net[0], failed ? wire::encode(wire::SetupReply{*failed}) : "N", net_fds);
+    for (int f : net_fds)
+        close(f);
+    close(net[0]);
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }

@@ -7,11 +7,22 @@
 #include <cstring>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 namespace cordon::sandbox::steps {
+
+Result enter_net_namespace() {
+    if (unshare(CLONE_NEWNET) != 0) return failure("netns", errno, "", userns_fix(errno));
+    return std::nullopt;
+}
+
+Result join_net_namespace(int fd) {
+    if (setns(fd, CLONE_NEWNET) != 0) return failure("netns", errno, "setns");
+    return std::nullopt;
+}
 
 Result bring_up_loopback() {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

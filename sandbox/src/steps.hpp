@@ -20,8 +20,9 @@ SetupError failure(std::string step, int err, std::string path = {}, std::string
 
 // userns.cpp
 std::string userns_fix(int err);
-// unshare(CLONE_NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS); the caller forks afterwards so
-// its child is pid 1 of the new pid namespace.
+// unshare(CLONE_NEWUSER|NEWNS|NEWPID|NEWIPC|NEWUTS); the caller forks afterwards so its
+// child is pid 1 of the new pid namespace. The net namespace is made separately (below), in
+// parallel with the child's mount work: it is the slowest namespace to create.
 Result enter_namespaces();
 // Writes setgroups=deny, uid_map and gid_map of the current (fresh) user namespace:
 // uid->uid, gid->gid, or the identity of the full range when `full_range` (root).
@@ -45,6 +46,8 @@ int sysctl_kernel_dir();
 Result enter_new_root();
 
 // net.cpp
+Result enter_net_namespace();      // unshare(CLONE_NEWNET)
+Result join_net_namespace(int fd); // setns(fd, CLONE_NEWNET)
 Result bring_up_loopback();
 Result set_hostname(const char* name);
 std::variant<std::vector<int>, SetupError> open_listeners(const std::vector<std::uint16_t>& ports);

@@ -54,8 +54,7 @@ std::string userns_fix(int err) {
 }
 
 Result enter_namespaces() {
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
-                CLONE_NEWUTS) != 0) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
         int e = errno;
         return failure("userns", e, "", userns_fix(e));
     }
