@@ -37,8 +37,6 @@
 
 using namespace cordon::sandbox;
 
-namespace cordon::sandbox {}
-
 namespace {
 
 struct Session {
