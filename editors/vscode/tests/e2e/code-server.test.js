@@ -220,7 +220,8 @@ test('code-server: run in the sandbox, review the diff, apply it', { timeout: 20
         t.after(() => new Promise((r) => hostServer.close(r)));
         const port = hostServer.address().port;
         await palette('cordon: Run Command in Sandbox');
-        await answer(`curl -fsS -m 20 http://127.0.0.1:${port}/approved; echo; echo curl-exit-$?`);
+        // NO_PROXY names the sandbox's own loopback; --noproxy '' sends this request to the proxy.
+        await answer(`curl --noproxy '' -fsS -m 20 http://127.0.0.1:${port}/approved; r=$?; echo; echo curl-exit-$r`);
         const dialog = page.locator('.monaco-dialog-box');
         await dialog.filter({ hasText: new RegExp(`127\\.0\\.0\\.1:${port}`) }).waitFor({ timeout: 30000 });
         await shot('vscode-approval.png');
