@@ -278,7 +278,12 @@ json fs_list(const SessionFiles& s, const json& params, const FsLimits& l) {
     int fd = openat2_raw(ws.get(), rel, O_RDONLY | O_DIRECTORY, Resolve::beneath);
     if (fd < 0) throw path_error("/path", rel, why_of(errno));
     UniqueFd dir(fd);
-    std::vector<std::string> names = list_dir(dir.get());
+    std::vector<std::string> names;
+    try {
+        names = list_dir(dir.get());
+    } catch (const FsError& e) {
+        throw path_error("/path", rel, why_of(e.err));
+    }
     std::sort(names.begin(), names.end());
     json entries = json::array();
     std::size_t omitted = 0;
