@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import * as rpc from 'vscode-jsonrpc/node';
 import { CordonContext, Session } from './sessions';
-import { errorMessage } from './server';
+import { ErrorCodes, errorMessage, isResponseError } from './server';
 import { describeDetail, neutralize, neutralizeLine } from './sanitize';
 
 export interface ExecParams {
@@ -163,6 +163,10 @@ export function activate(ctx: CordonContext): void {
                 return r;
             } catch (err) {
                 out.flush();
+                if (token.isCancellationRequested && isResponseError(err, ErrorCodes.RequestCancelled)) {
+                    ctx.output.appendLine('\n[cancelled: the command and its processes were stopped]');
+                    return undefined;
+                }
                 ctx.output.appendLine(`\n[failed: ${neutralize(errorMessage(err))}]`);
                 void vscode.window.showErrorMessage(`cordon: ${errorMessage(err)}`);
                 return undefined;
