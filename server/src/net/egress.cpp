@@ -53,7 +53,11 @@ json to_json(const RequestRecord& r) {
 ResolveFn system_resolver(asio::any_io_executor ex) {
     return [ex](std::string name) -> asio::awaitable<std::vector<Address>> {
         tcp::resolver r(ex);
-        auto results = co_await r.async_resolve(name, "", asio::use_awaitable);
+        // A trailing dot makes the name fully qualified: no resolv.conf search-domain
+        // expansion, so the name that was checked is the name that is looked up.
+        // (`localhost` is left alone: /etc/hosts does not match "localhost.".)
+        std::string query = name == "localhost" ? name : name + ".";
+        auto results = co_await r.async_resolve(query, "", asio::use_awaitable);
         std::vector<Address> out;
         for (auto& e : results) {
             auto a = e.endpoint().address();

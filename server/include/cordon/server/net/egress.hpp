@@ -62,7 +62,8 @@ using ViolationFn = std::function<void(const json& detail)>;
 // Resolves a canonical name to addresses (throws boost::system::system_error on failure).
 using ResolveFn = std::function<asio::awaitable<std::vector<Address>>(std::string name)>;
 
-// The default resolver: asio's getaddrinfo-based tcp::resolver.
+// The default resolver: asio's getaddrinfo-based tcp::resolver, queried with the name
+// fully qualified (trailing dot) so that resolv.conf search domains cannot change it.
 ResolveFn system_resolver(asio::any_io_executor ex);
 
 struct EgressOptions {
