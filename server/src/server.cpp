@@ -295,6 +295,32 @@ asio::awaitable<json> Server::session_list(Call& c) {
     co_return json{{"sessions", list}};
 }
 
+namespace {
+
+// Removes a session's state dir. Directories the sandbox (or overlayfs, for its work dir)
+// left without write or search permission are opened up first: they are ours.
+void remove_state_dir(const fs::path& dir) {
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(dir, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it->is_directory(ec) && !it->is_symlink(ec))
+            fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+    // Unreadable directories are skipped by the walk above: retry on what is left.
+    for (int i = 0; i < 8 && fs::exists(dir, ec); ++i) {
+        fs::remove_all(dir, ec);
+        if (!ec) break;
+        for (auto it = fs::recursive_directory_iterator(
+                 dir, fs::directory_options::skip_permission_denied, ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+            fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+        fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+    if (fs::exists(dir, ec)) spdlog::error("could not remove {} completely", dir.string());
+}
+
+} // namespace
+
 asio::awaitable<json> Server::session_close(Call& c) {
     auto p = parse_session_close(c.params);
     auto s = find_session(p.session_id);
@@ -303,8 +329,7 @@ asio::awaitable<json> Server::session_close(Call& c) {
     // can still be reviewed and applied, and a tool call re-creates its sandbox.
     if (p.discard) {
         sessions_.erase(p.session_id);
-        std::error_code ec;
-        fs::remove_all(s->info().state_dir, ec);
+        remove_state_dir(s->info().state_dir);
     }
     co_return nullptr;
 }

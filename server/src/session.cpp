@@ -195,6 +195,8 @@ void Session::start() {
                             {"fix", err->fix}});
     }
     init_ = std::get<sandbox::InitProcess>(std::move(r));
+    // The control loop reads until EAGAIN: the socket must not block the io thread.
+    ::fcntl(init_.control_fd, F_SETFL, ::fcntl(init_.control_fd, F_GETFL) | O_NONBLOCK);
     control_ = std::make_unique<asio::posix::stream_descriptor>(io_, init_.control_fd);
     spdlog::info("session {}: sandbox ready (init pid {}, landlock ABI {})", id(), init_.pid,
                  init_.ready.landlock_abi);

@@ -1,0 +1,271 @@
+// The network boundary, attacked from inside a real sandbox through the real server:
+// real clients (curl, python urllib) against real HTTP/HTTPS servers on 127.0.0.1 that the
+// test starts. Nothing here sends traffic anywhere but 127.0.0.1.
+#include "cordon/server/client.hpp"
+#include "test_servers.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+using namespace cordon::server;
+using namespace cordon::protocol;
+using cordon::test::IoThread;
+using cordon::test::OriginServer;
+using cordon::test::TestCerts;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct NetEnv {
+    fs::path root, ws;
+    std::unique_ptr<ServerProcess> server;
+
+    explicit NetEnv(std::vector<std::string> extra = {}) {
+        std::string tmpl = (fs::temp_directory_path() / "cordon-net-XXXXXX").string();
+        root = ::mkdtemp(tmpl.data());
+        ws = root / "ws";
+        fs::create_directories(ws);
+        fs::copy_file(TestCerts::get().ca_pem, ws / "test-ca.pem");
+        // An empty user config: the tests' policies come from session/create.
+        std::ofstream(root / "config.json") << "{}\n";
+        std::vector<std::string> args{"--state-dir", (root / "state").string(),
+                                      "--config",    (root / "config.json").string(),
+                                      "--log-level", "warn",
+                                      "--ca-file",   TestCerts::get().ca_pem};
+        args.insert(args.end(), extra.begin(), extra.end());
+        server = std::make_unique<ServerProcess>(CORDON_EXE, args);
+    }
+    ~NetEnv() {
+        server.reset();
+        std::error_code ec;
+        fs::remove_all(root, ec);
+    }
+    std::string session(const std::vector<std::string>& allow,
+                        const std::vector<std::string>& deny = {}) {
+        json policy = {{"network", {{"allow", allow}, {"deny", deny}}}};
+        return server->result("session/create",
+                              {{"workspace", ws.string()}, {"policy", policy}})["sessionId"];
+    }
+    // Runs `command` in the session; `on_other` sees notifications and approval questions.
+    json exec(const std::string& sid, const std::string& command,
+              const std::function<void(const json&)>& on_other = {}) {
+        json params = {{"sessionId", sid},
+                       {"command", command},
+                       {"timeoutMs", 30000},
+                       {"env", {{"NO_PROXY", ""}, {"no_proxy", ""}}}};
+        return server->result("exec", params, on_other);
+    }
+};
+
+std::string url(std::uint16_t port, const std::string& path = "/hello", bool tls = false,
+                const std::string& host = "127.0.0.1") {
+    return std::string(tls ? "https" : "http") + "://" + host + ":" + std::to_string(port) + path;
+}
+
+} // namespace
+
+TEST_CASE("allowed destinations work through HTTP, CONNECT and SOCKS5 from inside",
+          "[net][sandbox-net]") {
+    IoThread t;
+    OriginServer http(t.io, false), https(t.io, true);
+    NetEnv e;
+    e.server->initialize();
+    auto p = std::to_string(http.port()), ps = std::to_string(https.port());
+    auto sid = e.session({"127.0.0.1:" + p, "localhost:" + ps, "127.0.0.1:" + ps});
+
+    auto r = e.exec(sid, "curl -sS " + url(http.port()));
+    CHECK(r["exitCode"] == 0);
+    CHECK(r["stdout"].get<std::string>().find("hello") != std::string::npos);
+
+    auto s5 = e.exec(sid, "curl -sS --proxy socks5h://127.0.0.1:1080 " + url(http.port()));
+    CHECK(s5["exitCode"] == 0);
+    CHECK(s5["stdout"].get<std::string>().find("hello") != std::string::npos);
+
+    auto tls = e.exec(sid, "curl -sS --cacert test-ca.pem " +
+                               url(https.port(), "/hello", true, "localhost"));
+    INFO(tls.dump());
+    CHECK(tls["exitCode"] == 0);
+    CHECK(tls["stdout"].get<std::string>().find("hello") != std::string::npos);
+
+    auto py = e.exec(sid, "python3 -c 'import urllib.request,sys; "
+                          "sys.stdout.write(urllib.request.urlopen(\"" +
+                              url(http.port()) + "\").read().decode())'");
+    CHECK(py["exitCode"] == 0);
+    CHECK(py["stdout"].get<std::string>().find("hello") != std::string::npos);
+    CHECK(r["violations"].empty());
+}
+
+TEST_CASE("denied destinations are refused, reported, and never reached", "[net][sandbox-net]") {
+    IoThread t;
+    OriginServer http(t.io, false);
+    NetEnv e;
+    e.server->initialize();
+    auto p = std::to_string(http.port());
+    // localhost is allowed by name, but it resolves to loopback, which is not listed.
+    auto sid = e.session({"localhost:" + p}, {"evil.example"});
+
+    std::vector<json> notified;
+    auto collect = [&](const json& m) {
+        if (m.value("method", "") == "sandbox/violation") notified.push_back(m["params"]);
+    };
+    auto lo = e.exec(sid,
+                     "curl -sS -o /dev/null -w '%{http_code}' " +
+                         url(http.port(), "/hello", false, "localhost"),
+                     collect);
+    CHECK(lo["stdout"] == "403");
+    auto denied =
+        e.exec(sid, "curl -sS -o /dev/null -w '%{http_code}' http://evil.example/", collect);
+    CHECK(denied["stdout"] == "403");
+    REQUIRE(denied["violations"].size() == 1);
+    CHECK(denied["violations"][0]["kind"] == "network");
+    CHECK(denied["violations"][0]["detail"]["host"] == "evil.example");
+    auto s5 = e.exec(
+        sid, "curl -sS --proxy socks5h://127.0.0.1:1080 http://evil.example/; echo rc=$?", collect);
+    CHECK(s5["stdout"].get<std::string>().find("rc=97") != std::string::npos);
+    // A CONNECT tunnel to a port the rule does not allow.
+    auto port =
+        e.exec(sid, "curl -sS -o /dev/null -w '%{http_code}' -p http://localhost:22/", collect);
+    CHECK(port["stdout"] != "200");
+    CHECK(http.requests == 0);
+    CHECK(notified.size() >= 3);
+    for (auto& n : notified) {
+        CHECK(n["sessionId"] == sid);
+        CHECK(n["kind"] == "network");
+    }
+}
+
+TEST_CASE("the sandbox has no network but the proxy: direct connections and DNS fail",
+          "[net][sandbox-net]") {
+    IoThread t;
+    OriginServer http(t.io, false);
+    NetEnv e;
+    e.server->initialize();
+    auto sid = e.session({"127.0.0.1:" + std::to_string(http.port())});
+    // Ignoring the proxy: the sandbox's 127.0.0.1 is its own loopback, not the host's.
+    auto direct = e.exec(sid, "curl -sS --noproxy '*' -m 3 " + url(http.port()) + "; echo rc=$?");
+    CHECK(direct["stdout"].get<std::string>().find("rc=7") != std::string::npos);
+    auto py = e.exec(sid, "python3 - <<'EOF'\n"
+                          "import socket\n"
+                          "for fam, addr in [(socket.AF_INET, ('127.0.0.1', " +
+                              std::to_string(http.port()) +
+                              ")), (socket.AF_INET6, ('::1', 80))]:\n"
+                              "    s = socket.socket(fam, socket.SOCK_STREAM)\n"
+                              "    try:\n"
+                              "        s.connect(addr); print('connected')\n"
+                              "    except OSError as e: print('refused', e.errno)\n"
+                              "try:\n"
+                              "    socket.getaddrinfo('example.com', 80); print('resolved')\n"
+                              "except OSError as e: print('no dns')\n"
+                              "EOF");
+    CHECK(py["stdout"].get<std::string>().find("connected") == std::string::npos);
+    CHECK(py["stdout"].get<std::string>().find("resolved") == std::string::npos);
+    CHECK(py["stdout"].get<std::string>().find("no dns") != std::string::npos);
+    auto ifs = e.exec(sid, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '");
+    CHECK(ifs["stdout"] == "lo\n");
+    CHECK(http.requests == 0);
+}
+
+TEST_CASE("undecided hosts are asked: allow-once, allow-session, deny and timeout",
+          "[net][sandbox-net][approvals]") {
+    IoThread t;
+    OriginServer http(t.io, false);
+    NetEnv e({"--approval-timeout-ms", "700"});
+    e.server->initialize({{"approvals", true}});
+    auto sid = e.session({}); // nothing allowed: everything is asked
+    std::string target = "curl -sS -o /dev/null -w '%{http_code}' " + url(http.port());
+    std::string answer, asking = sid;
+    int questions = 0;
+    auto approve = [&](const json& m) {
+        if (m.value("method", "") != "sandbox/approve") return;
+        ++questions;
+        CHECK(m["params"]["sessionId"] == asking);
+        CHECK(m["params"]["kind"] == "network");
+        CHECK(m["params"]["host"] == "127.0.0.1");
+        CHECK(m["params"]["port"] == http.port());
+        if (answer != "silence") e.server->send(make_result(m["id"], {{"decision", answer}}));
+    };
+    answer = "deny";
+    CHECK(e.exec(sid, target, approve)["stdout"] == "403");
+    answer = "allow-once";
+    CHECK(e.exec(sid, target, approve)["stdout"] == "200");
+    int before = questions;
+    CHECK(e.exec(sid, target, approve)["stdout"] == "200"); // asked again: once means once
+    CHECK(questions > before);
+    answer = "allow-session";
+    CHECK(e.exec(sid, target, approve)["stdout"] == "200");
+    before = questions;
+    CHECK(e.exec(sid, target, approve)["stdout"] == "200");
+    CHECK(questions == before); // remembered for the session
+    auto other = e.session({});
+    asking = other;
+    answer = "silence";
+    auto timed_out = e.server->result("exec",
+                                      {{"sessionId", other},
+                                       {"command", target + " 2>&1"},
+                                       {"env", {{"NO_PROXY", ""}, {"no_proxy", ""}}}},
+                                      approve);
+    INFO(timed_out.dump());
+    CHECK(timed_out["stdout"] == "403");
+}
+
+TEST_CASE("fetch follows the same policy, redirects re-checked", "[net][fetch]") {
+    IoThread t;
+    OriginServer http(t.io, false), https(t.io, true);
+    NetEnv e;
+    e.server->initialize();
+    auto sid = e.session({"127.0.0.1:" + std::to_string(http.port()),
+                          "localhost:" + std::to_string(https.port()),
+                          "127.0.0.1:" + std::to_string(https.port())});
+    auto ok = e.server->result("fetch", {{"sessionId", sid}, {"url", url(http.port())}});
+    CHECK(ok["status"] == 200);
+    CHECK(ok["encoding"] == "utf-8");
+    auto tls = e.server->result(
+        "fetch", {{"sessionId", sid}, {"url", url(https.port(), "/hello", true, "localhost")}});
+    CHECK(tls["status"] == 200);
+    auto denied = e.server->call("fetch", {{"sessionId", sid}, {"url", "http://denied.example/"}});
+    CHECK(denied["error"]["code"] == code::policy_denied);
+    CHECK(denied["error"]["data"]["host"] == "denied.example");
+    auto redirect = e.server->call(
+        "fetch",
+        {{"sessionId", sid}, {"url", url(http.port(), "/redirect?to=http://denied.example/x")}});
+    CHECK(redirect["error"]["code"] == code::policy_denied);
+}
+
+TEST_CASE("a proxy flood in one session does not stop another session", "[net][sandbox-net]") {
+    IoThread t;
+    OriginServer http(t.io, false);
+    NetEnv e;
+    e.server->initialize();
+    auto allow = std::vector<std::string>{"127.0.0.1:" + std::to_string(http.port())};
+    auto attacker = e.session(allow);
+    auto victim = e.session(allow);
+    // Slowloris + half-open flood against the attacker session's own proxy, in the background.
+    e.server->send(make_request(
+        991, "exec",
+        {{"sessionId", attacker},
+         {"timeoutMs", 20000},
+         {"command", "python3 - <<'EOF'\n"
+                     "import socket, time\n"
+                     "socks = []\n"
+                     "for i in range(2000):\n"
+                     "    try:\n"
+                     "        s = socket.create_connection(('127.0.0.1', 3128), timeout=1)\n"
+                     "        s.send(b'GET http://127.0.0.1/ HTTP/1.1\\r\\nX-a: ')\n"
+                     "        socks.append(s)\n"
+                     "    except OSError:\n"
+                     "        pass\n"
+                     "print(len(socks), flush=True)\n"
+                     "time.sleep(3)\n"
+                     "EOF"}}));
+    ::usleep(1500 * 1000);
+    auto r = e.exec(victim, "curl -sS -m 10 -o /dev/null -w '%{http_code}' " + url(http.port()));
+    CHECK(r["stdout"] == "200");
+    for (;;) {
+        auto m = e.server->read(std::chrono::seconds(30));
+        REQUIRE(m);
+        if ((*m).value("id", json()) == 991) break;
+    }
+}
