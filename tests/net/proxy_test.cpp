@@ -280,6 +280,28 @@ TEST_CASE("CONNECT tunnels and SOCKS5", "[net][proxy]") {
         CHECK(recs[0].via == "connect");
         CHECK(recs[0].bytes_down > 17);
     }
+    SECTION("bulk transfers (splice path) arrive intact through CONNECT and SOCKS5") {
+        auto direct =
+            run("curl -s --max-time 30 --noproxy '*' http://127.0.0.1:" + P(w.http.port()) +
+                "/bytes?n=5000000 | sha256sum");
+        auto via_connect =
+            run("curl -s --max-time 30 --noproxy '' --proxy " + f.http_proxy() + " --cacert " +
+                certs.ca_pem + " https://" + w.tls_origin() + "/bytes?n=5000000 | sha256sum");
+        auto via_socks =
+            run("curl -s --max-time 30 --noproxy '' --socks5-hostname " + f.socks_proxy() +
+                " http://" + w.origin() + "/bytes?n=5000000 | sha256sum");
+        auto upload =
+            run("head -c 3000000 /dev/zero | curl -s --max-time 30 --noproxy '' "
+                "--socks5-hostname " +
+                f.socks_proxy() + " --data-binary @- http://" + w.origin() + "/echo | wc -c");
+        CHECK(direct.out == via_connect.out);
+        CHECK(direct.out == via_socks.out);
+        CHECK(std::stoul(upload.out) > 3000000);
+        auto recs = f.records_copy(3);
+        REQUIRE(recs.size() >= 3);
+        CHECK(recs[0].bytes_down > 5000000);
+        CHECK(recs[2].bytes_up > 3000000);
+    }
     SECTION("CONNECT denied: 403 and a violation") {
         auto r = run("curl -s -o /dev/null -w '%{http_connect}' --max-time 15 --noproxy '' "
                      "--proxy " +

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <limits>
 #include <list>
 
 namespace cordon::server::net {
@@ -269,20 +270,29 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
     // --- relay -----------------------------------------------------------------------
 
     // Moves bytes from `from` to `to` until EOF (then half-closes `to`) or an error (then
-    // closes the connection). Uses splice(2) through a pipe (no copy to user space); falls
-    // back to read/write when splice is not possible.
+    // closes the connection). The first splice_after_bytes go through a small user-space
+    // buffer; a bulk transfer then switches to splice(2) through a pipe (no copy to user
+    // space), so only busy tunnels hold big pipes.
     asio::awaitable<void> pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
                                bool upload, std::uint64_t& counter) {
-        int p[2];
-        if (limits.splice && ::pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
-            ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(limits.relay_buffer_bytes));
-            bool fallback = false;
-            co_await splice_pump(c, from, to, upload, counter, p, fallback);
-            ::close(p[0]);
-            ::close(p[1]);
-            if (!fallback) co_return;
+        constexpr auto forever = std::numeric_limits<std::uint64_t>::max();
+        if (!limits.splice) {
+            co_await copy_pump(c, from, to, upload, counter, forever);
+            co_return;
         }
-        co_await copy_pump(c, from, to, upload, counter);
+        if (!co_await copy_pump(c, from, to, upload, counter, limits.splice_after_bytes)) co_return;
+        int p[2];
+        if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+            co_await copy_pump(c, from, to, upload, counter, forever);
+            co_return;
+        }
+        // May fail (pipe-max-size, pipe-user-pages-soft): the default size still works.
+        ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(limits.splice_pipe_bytes));
+        bool fallback = false;
+        co_await splice_pump(c, from, to, upload, counter, p, fallback);
+        ::close(p[0]);
+        ::close(p[1]);
+        if (fallback) co_await copy_pump(c, from, to, upload, counter, forever);
     }
 
     asio::awaitable<void> splice_pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
@@ -291,7 +301,8 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
         boost::system::error_code ig;
         from.native_non_blocking(true, ig);
         to.native_non_blocking(true, ig);
-        const std::size_t chunk = limits.relay_buffer_bytes;
+        const std::size_t chunk = limits.splice_pipe_bytes;
+        bool first = true;
         for (;;) {
             if (c->closed) co_return;
             ssize_t n = ::splice(from.native_handle(), nullptr, p[1], nullptr, chunk,
@@ -305,13 +316,14 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                     }
                     continue;
                 }
-                if (errno == EINVAL && counter == 0) {
+                if (errno == EINVAL && first) {
                     fallback = true;
                     co_return;
                 }
                 c->close();
                 co_return;
             }
+            first = false;
             if (n == 0) {
                 to.shutdown(tcp::socket::shutdown_send, ig);
                 co_return;
@@ -346,10 +358,12 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
         }
     }
 
-    asio::awaitable<void> copy_pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
-                                    bool upload, std::uint64_t& counter) {
+    // Returns true when it stopped after `stop_after` bytes with the connection still up.
+    asio::awaitable<bool> copy_pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
+                                    bool upload, std::uint64_t& counter, std::uint64_t stop_after) {
         std::vector<char> buf(limits.relay_buffer_bytes);
-        for (;;) {
+        std::uint64_t moved = 0;
+        while (moved < stop_after) {
             auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), tuple_awaitable);
             if (ec) {
                 boost::system::error_code ig;
@@ -357,7 +371,7 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                     to.shutdown(tcp::socket::shutdown_send, ig);
                 else
                     c->close();
-                co_return;
+                co_return false;
             }
             c->touch();
             bool ok = account(n, upload);
@@ -365,16 +379,18 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                 co_await asio::async_write(to, asio::buffer(buf.data(), n), tuple_awaitable);
             if (wec) {
                 c->close();
-                co_return;
+                co_return false;
             }
             counter += n;
+            moved += n;
             c->touch();
             if (!ok) {
                 spdlog::warn("proxy: network byte budget exhausted; closing connection");
                 c->close();
-                co_return;
+                co_return false;
             }
         }
+        co_return !c->closed;
     }
 
     asio::awaitable<void> relay(std::shared_ptr<Conn> c, RequestRecord& rec) {

@@ -59,7 +59,11 @@ struct ProxyLimits {
     std::chrono::milliseconds idle_timeout{300000};     // no byte either way
     std::chrono::milliseconds connect_timeout{10000};   // dialling the destination
     std::size_t relay_buffer_bytes = 64 * 1024;         // per direction per connection
-    bool splice = true; // tunnels relay with splice(2), no copy through user space
+    // Bulk tunnel traffic: after splice_after_bytes in one direction, relay with splice(2)
+    // through a pipe of splice_pipe_bytes (no copy through user space).
+    bool splice = true;
+    std::uint64_t splice_after_bytes = 1 << 20;
+    std::size_t splice_pipe_bytes = 1 << 20;
 };
 
 // The environment the sandbox's commands need to use the proxy (PROTOCOL.md "Inside the
