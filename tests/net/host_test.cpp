@@ -187,3 +187,31 @@ TEST_CASE("CIDR blocks", "[net][host]") {
     CHECK(mapped->base.is_v4());
     CHECK(mapped->prefix == 8);
 }
+
+TEST_CASE("canonical forms are fixed points and parsing never crashes", "[net][host]") {
+    std::uint32_t seed = 12345;
+    auto rnd = [&] {
+        seed = seed * 1103515245u + 12345u;
+        return (seed >> 16) & 0x7fff;
+    };
+    const std::string alphabet = "aZ09-._:[]%*/@\\ \t\x01\x7f\xc3\xa9\xe3\x80\x82\xef\xbc\x8e"
+                                 "0x7f";
+    for (int i = 0; i < 20000; ++i) {
+        std::string s;
+        int len = static_cast<int>(rnd() % 24);
+        for (int k = 0; k < len; ++k)
+            s += alphabet[rnd() % alphabet.size()];
+        std::string err;
+        auto h = parse_host(s, err);
+        if (!h) {
+            CHECK(!err.empty());
+            continue;
+        }
+        INFO(s);
+        std::string err2;
+        auto again = parse_host(h->url_host(), err2);
+        REQUIRE(again);
+        CHECK(again->name == h->name);
+        CHECK(again->is_ip() == h->is_ip());
+    }
+}

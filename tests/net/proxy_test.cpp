@@ -349,6 +349,30 @@ TEST_CASE("CONNECT tunnels and SOCKS5", "[net][proxy]") {
         CHECK(out[2] == 5);
         CHECK(out[3] == 2);
     }
+    SECTION("SOCKS5 address types: loopback IPv4 / IPv6 / v4-mapped refused unless listed") {
+        ProxyFixture g(w.t, {"allowed.test:*"}, {});
+        auto port_hi = static_cast<char>(w.http.port() >> 8);
+        auto port_lo = static_cast<char>(w.http.port() & 0xff);
+        auto connect = [&](std::string atyp_addr) {
+            std::string req("\x05\x01\x00", 3);
+            req += std::string("\x05\x01\x00", 3) + atyp_addr + port_hi + port_lo;
+            return raw_exchange(g.socks_port, req, 3000ms);
+        };
+        auto v4 = connect(std::string("\x01\x7f\x00\x00\x01", 5));
+        auto v6 = connect(std::string("\x04", 1) + std::string(15, '\0') + "\x01");
+        auto mapped = connect(std::string("\x04", 1) + std::string(10, '\0') +
+                              std::string("\xff\xff\x7f\x00\x00\x01", 6));
+        for (auto* out : {&v4, &v6, &mapped}) {
+            REQUIRE(out->size() >= 4);
+            CHECK((*out)[3] == 2);
+        }
+        auto q = g.questions_copy();
+        REQUIRE(q.size() == 3);
+        CHECK(q[0].host == "127.0.0.1");
+        CHECK(q[1].host == "::1");
+        CHECK(q[2].host == "127.0.0.1");
+        CHECK(w.http.requests == 0);
+    }
     SECTION("SOCKS5 BIND and UDP ASSOCIATE are refused; garbage closes") {
         for (char cmd : {'\x02', '\x03'}) {
             std::string req("\x05\x01\x00", 3);
