@@ -1,9 +1,10 @@
-// cordon: the command-line entry point. `serve` runs the JSON-RPC server; `call`, `run` and
-// `doctor` are headless front ends that start a server of their own.
+// cordon: the command-line entry point. `serve` runs the JSON-RPC server; `doctor` probes
+// the host; the other commands are headless front ends (headless.cpp).
 #include "cordon/protocol/jsonrpc.hpp"
 #include "cordon/sandbox/sandbox.hpp"
 #include "cordon/server/client.hpp"
 #include "cordon/server/server.hpp"
+#include "headless.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -29,10 +30,6 @@ void setup_logging(const std::string& log_file, const std::string& level) {
     logger->set_level(spdlog::level::from_str(level));
     logger->flush_on(spdlog::level::info);
     spdlog::set_default_logger(logger);
-}
-
-std::string self_exe() {
-    return fs::read_symlink("/proc/self/exe").string();
 }
 
 int run_doctor() {
@@ -93,13 +90,49 @@ int main(int argc, char** argv) {
     call->add_option("params", params_text, "Params as a JSON object (default {})");
     add_common(call);
 
-    auto* run =
-        app.add_subcommand("run", "Run one command in a new sandbox session on a workspace");
-    std::string workspace = ".";
+    // Review commands share: which workspace / session.
+    std::string workspace, session;
+    auto add_target = [&](CLI::App* sub) {
+        sub->add_option("--workspace,-w", workspace, "The workspace directory (default: .)");
+        sub->add_option("--session,-s", session,
+                        "Session id (default: the workspace's only session)");
+        add_common(sub);
+    };
+
+    auto* run = app.add_subcommand(
+        "run", "Run a command in the workspace's sandbox session (created if none)");
     std::vector<std::string> command;
-    run->add_option("--workspace,-w", workspace, "The workspace directory (default: .)");
+    bool new_session = false;
+    run->add_flag("--new-session", new_session, "Always start a new session");
     run->add_option("command", command, "The command and its arguments (after --)")->required();
-    add_common(run);
+    add_target(run);
+
+    auto* sessions = app.add_subcommand("sessions", "List sessions and their pending changes");
+    add_common(sessions);
+
+    auto* diff = app.add_subcommand("diff", "Show a session's pending changes as a git diff");
+    std::vector<std::string> paths, confirm;
+    bool stat_only = false;
+    diff->add_flag("--stat", stat_only, "Only the list of changed files");
+    diff->add_option("paths", paths, "Only these paths");
+    add_target(diff);
+
+    auto* apply = app.add_subcommand(
+        "apply", "Write a session's pending changes (all, or the given paths) to the workspace");
+    apply->add_option("paths", paths, "Only these paths");
+    apply->add_option("--confirm-protected", confirm,
+                      "Also write this protected path (it runs code on the host later)");
+    add_target(apply);
+
+    auto* discard = app.add_subcommand("discard", "Drop a session's pending changes");
+    discard->add_option("paths", paths, "Only these paths");
+    add_target(discard);
+
+    auto* audit = app.add_subcommand("audit", "Inspect a session's audit log");
+    auto* verify = audit->add_subcommand("verify", "Check the audit log's hash chain");
+    verify->add_option("session", session, "Session id")->required();
+    add_common(verify);
+    audit->require_subcommand(1);
 
     auto* doctor = app.add_subcommand("doctor", "Check that this host can run cordon's sandbox");
 
@@ -136,59 +169,14 @@ int main(int argc, char** argv) {
         if (!config_file.empty()) server_args.insert(server_args.end(), {"--config", config_file});
         if (!ca_file.empty()) server_args.insert(server_args.end(), {"--ca-file", ca_file});
 
-        if (*call) {
-            json params;
-            try {
-                params = json::parse(params_text);
-            } catch (const std::exception& e) {
-                std::cerr << "cordon call: params are not valid JSON: " << e.what() << "\n";
-                return 2;
-            }
-            ServerProcess server(self_exe(), server_args);
-            server.initialize();
-            json r = server.call(method, params, [](const json& other) {
-                if (other.value("method", "") == "exec/output")
-                    std::cerr << other["params"].value("data", "");
-            });
-            server.send(cordon::protocol::make_request(0, "shutdown", nullptr));
-            server.send(cordon::protocol::make_notification("exit", nullptr));
-            if (r.contains("error")) {
-                std::cerr << "cordon call: " << method << " failed: " << r["error"].dump(2) << "\n";
-                return 1;
-            }
-            std::cout << r["result"].dump(2) << "\n";
-            return 0;
-        }
-
-        if (*run) {
-            ServerProcess server(self_exe(), server_args);
-            server.initialize();
-            json created = server.result(
-                "session/create", {{"workspace", fs::absolute(workspace).lexically_normal()}});
-            std::string sid = created["sessionId"];
-            json r =
-                server.result("exec", {{"sessionId", sid}, {"argv", command}, {"stream", true}},
-                              [](const json& other) {
-                                  if (other.value("method", "") != "exec/output") return;
-                                  auto& p = other["params"];
-                                  auto& os =
-                                      p.value("stream", "") == "stderr" ? std::cerr : std::cout;
-                                  os << p.value("data", "") << std::flush;
-                              });
-            std::cerr << "\n[cordon] session " << sid << ": " << r["reason"].get<std::string>();
-            if (!r["exitCode"].is_null()) std::cerr << ", exit code " << r["exitCode"];
-            if (!r["signal"].is_null()) std::cerr << ", " << r["signal"].get<std::string>();
-            std::cerr << ", " << r["durationMs"] << " ms\n";
-            for (auto& c : r["changes"])
-                std::cerr << "[cordon]   " << c["status"].get<std::string>() << "  "
-                          << c["path"].get<std::string>() << "\n";
-            if (!r["changes"].empty())
-                std::cerr << "[cordon] the real workspace is unchanged; the changes stay in the "
-                             "session's state dir.\n";
-            server.send(cordon::protocol::make_request(0, "shutdown", nullptr));
-            server.send(cordon::protocol::make_notification("exit", nullptr));
-            return r["exitCode"].is_null() ? 1 : r["exitCode"].get<int>();
-        }
+        cordon::cli::HeadlessOptions h{server_args, workspace, session};
+        if (*call) return cordon::cli::call(h, method, params_text);
+        if (*run) return cordon::cli::run(h, command, new_session);
+        if (*sessions) return cordon::cli::sessions(h);
+        if (*diff) return cordon::cli::diff(h, paths, stat_only);
+        if (*apply) return cordon::cli::apply(h, paths, confirm);
+        if (*discard) return cordon::cli::discard(h, paths);
+        if (*verify) return cordon::cli::audit_verify(opts.state_dir.string(), session);
     } catch (const cordon::protocol::RpcError& e) {
         std::cerr << "cordon: " << e.what();
         if (!e.data.is_null()) std::cerr << "\n" << e.data.dump(2);
