@@ -203,7 +203,7 @@ TEST_CASE("a body shorter than announced at EOF does not hang the server", "[tra
     CHECK(s.wait() == 0);
 }
 
-TEST_CASE("--listen unix: serves on a 0600 socket", "[transcript]") {
+TEST_CASE("serve --listen unix: serves on a 0600 socket", "[transcript]") {
     TempDir t;
     auto sock = (t.path / "cordon.sock").string();
     int pid = ::fork();
