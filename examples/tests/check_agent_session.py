@@ -50,7 +50,8 @@ def main():
         full = out + "\n--- stderr ---\n" + err
         check("demo exits 0", code == 0, f"exit {code}")
         for line in [
-            "[1/8] start the server: cordon serve --stdio",
+            "[1/9] start the server: cordon serve --stdio",
+            "ok  home not visible, network denied and reported: attacker.example",
             "ok  cordon ",
             "ok  session s-",
             "$ sh build.sh",
