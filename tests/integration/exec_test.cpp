@@ -333,3 +333,33 @@ TEST_CASE("a session runs in one server at a time", "[exec][persist]") {
     CHECK(r["error"]["message"].get<std::string>().find("in use by another cordon server") !=
           std::string::npos);
 }
+
+TEST_CASE("no user namespaces: session/create fails closed naming the facility and the fix",
+          "[exec][failclosed]") {
+    std::string tmpl = (fs::temp_directory_path() / "cordon-fc-XXXXXX").string();
+    fs::path root = ::mkdtemp(tmpl.data());
+    fs::create_directories(root / "ws");
+    // A user namespace of our own where no further user namespace may be created: the
+    // server inside it sees a host without user namespaces.
+    auto wrapper = root / "cordon-without-userns";
+    std::ofstream(wrapper)
+        << "#!/bin/sh\n"
+           "exec unshare -U -r sh -c 'echo 0 > /proc/sys/user/max_user_namespaces"
+           " && exec \"$0\" \"$@\"' "
+        << CORDON_EXE << " \"$@\"\n";
+    fs::permissions(wrapper, fs::perms::owner_all);
+    ServerProcess s(wrapper.string(),
+                    {"--state-dir", (root / "state").string(), "--log-level", "off"});
+    auto init = s.call("initialize", json::object());
+    REQUIRE(init.contains("result"));
+    CHECK(init["result"]["capabilities"]["isolation"]["userns"] == false);
+    auto r = s.call("session/create", {{"workspace", (root / "ws").string()}});
+    REQUIRE(r.contains("error"));
+    CHECK(r["error"]["code"] == code::sandbox_unavailable);
+    CHECK(r["error"]["data"]["facility"] == "userns");
+    CHECK_FALSE(r["error"]["data"]["fix"].get<std::string>().empty());
+    CHECK(s.result("session/list", json::object())["sessions"].empty());
+    s.close_stdin();
+    s.wait();
+    fs::remove_all(root);
+}
