@@ -61,6 +61,8 @@ void Server::register_tools(Dispatcher& d) {
               auto req = changes::apply_request_from_json(p);
               auto result = changes::apply_changes(s.files(), req);
               s.audit().apply(changes::audit_json(result));
+              if (!result.protected_paths.empty())
+                  s.audit().denial("protected", json{{"paths", result.protected_paths}});
               return changes::to_json(result);
           }));
     d.add("changes/discard", tool(false, [](Session& s, const json& p) {
