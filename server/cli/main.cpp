@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -152,6 +153,12 @@ int main(int argc, char** argv) {
 
         if (*serve) {
             setup_logging(log_file, log_level);
+            // Each proxied tunnel holds several fds; sessions hold pipes and sockets.
+            rlimit nofile{};
+            if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                ::setrlimit(RLIMIT_NOFILE, &nofile);
+            }
             if (!listen.empty()) {
                 if (listen.rfind("unix:", 0) != 0) {
                     std::cerr << "cordon: --listen takes unix:PATH\n";
