@@ -148,6 +148,35 @@ TEST_CASE("git proxy: fast-forward proven from the pack; rewritten history refus
     CHECK(w.remote_refs() == before);
 }
 
+TEST_CASE("git proxy: a fast-forward through commits the remote already had is proven by "
+          "asking the remote",
+          "[git]") {
+    GitWorld w;
+    // main moves ahead of cordon/existing on the remote; the agent builds on main and pushes
+    // cordon/existing: the pack holds only the new commit, whose parent the remote has.
+    run("cd " + shell_quote(w.dir + "/seed") +
+        " && GIT_AUTHOR_NAME=s GIT_AUTHOR_EMAIL=s@t GIT_COMMITTER_NAME=s GIT_COMMITTER_EMAIL=s@t "
+        "git commit -q --allow-empty -m upstream && git push -q " +
+        shell_quote(w.root + "/owner/repo.git") + " main");
+    auto work = clone(w);
+    w.git(work, "checkout -q -b cordon/existing origin/main");
+    auto head = commit(w, work, "on top of main");
+    auto r = w.git(work, "push origin cordon/existing");
+    INFO(r.out);
+    CHECK(r.status == 0);
+    CHECK(w.remote_refs().find("refs/heads/cordon/existing " + head) != std::string::npos);
+    bool asked = false;
+    for (auto& l : w.logs_copy())
+        asked = asked || (l.value("ancestryFetched", false) && l["decision"] == "allowed");
+    CHECK(asked);
+    // And a branch rewound to an older commit is not a fast-forward, whatever the remote has.
+    w.git(work, "reset -q --hard HEAD~3");
+    r = w.git(work, "push --force origin cordon/existing");
+    CHECK(r.status != 0);
+    CHECK(r.out.find("non-fast-forward") != std::string::npos);
+    CHECK(w.remote_refs().find("refs/heads/cordon/existing " + head) != std::string::npos);
+}
+
 TEST_CASE("git proxy: an approved off-policy push goes through; the question names refs and "
           "commits",
           "[git]") {

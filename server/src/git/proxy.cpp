@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <list>
 #include <stdexcept>
 
@@ -276,12 +277,113 @@ struct GitProxy::State : std::enable_shared_from_this<GitProxy::State> {
         }
     }
 
+    using Upstream = beast::ssl_stream<beast::tcp_stream>;
+
+    // A verified TLS connection to the remote; nullptr and *err on failure.
+    static asio::awaitable<std::unique_ptr<Upstream>>
+    connect_upstream(std::shared_ptr<State> self, const Remote& remote, std::string& err) {
+        auto up = std::make_unique<Upstream>(self->ex, self->tls);
+        std::vector<tcp::endpoint> eps;
+        try {
+            if (self->opts.resolve) {
+                eps = co_await self->opts.resolve(remote.host, remote.port);
+            } else {
+                tcp::resolver res(self->ex);
+                auto [rec, results] = co_await res.async_resolve(
+                    remote.host, std::to_string(remote.port), tuple_awaitable);
+                if (rec) throw boost::system::system_error(rec);
+                for (auto& e : results)
+                    eps.push_back(e.endpoint());
+            }
+        } catch (const std::exception& e) {
+            err = std::string("cannot resolve ") + remote.host + ": " + e.what();
+            co_return nullptr;
+        }
+        beast::get_lowest_layer(*up).expires_after(self->opts.connect_timeout);
+        auto [cec, ep] = co_await beast::get_lowest_layer(*up).async_connect(eps, tuple_awaitable);
+        if (cec) {
+            err = "cannot connect to " + remote.origin + ": " + cec.message();
+            co_return nullptr;
+        }
+        boost::system::error_code aec;
+        asio::ip::make_address(remote.host, aec);
+        if (aec && !SSL_set_tlsext_host_name(up->native_handle(), remote.host.c_str())) {
+            err = "SNI";
+            co_return nullptr;
+        }
+        up->set_verify_mode(ssl::verify_peer);
+        up->set_verify_callback(ssl::host_name_verification(remote.host));
+        auto [hec] = co_await up->async_handshake(ssl::stream_base::client, tuple_awaitable);
+        if (hec) {
+            err = "TLS with " + remote.origin + " failed: " + hec.message();
+            co_return nullptr;
+        }
+        co_return up;
+    }
+
+    // "Basic ..." for remote `i` (read once per proxy; never logged), or "" and *err.
+    std::string authorization_for(std::size_t i, std::string& err) {
+        try {
+            auto it = credentials.find(i);
+            if (it == credentials.end())
+                it = credentials.emplace(i, resolve_credential(config.remotes[i])).first;
+            return it->second.authorization();
+        } catch (const std::exception& e) {
+            err = e.what();
+            return "";
+        }
+    }
+
+    // The commits reachable from `wants` and not from `have`, asked of the remote with a
+    // protocol v2 fetch (the proof of a fast-forward through commits the remote already
+    // had). nullopt when the remote cannot answer.
+    static asio::awaitable<std::optional<PackCommits>>
+    fetch_ancestry(std::shared_ptr<State> self, std::size_t remote_index,
+                   const std::vector<std::string>& wants, const std::string& have) {
+        const Remote& remote = self->config.remotes[remote_index];
+        std::string err;
+        std::string authorization = self->authorization_for(remote_index, err);
+        if (authorization.empty()) co_return std::nullopt;
+        auto up = co_await connect_upstream(self, remote, err);
+        if (!up) co_return std::nullopt;
+        http::request<http::string_body> out{http::verb::post,
+                                             "/" + remote.path + "/git-upload-pack", 11};
+        out.set(http::field::host, remote.origin);
+        out.set(http::field::user_agent, "cordon-git-proxy");
+        out.set(http::field::content_type, "application/x-git-upload-pack-request");
+        out.set(http::field::accept, "application/x-git-upload-pack-result");
+        out.set("Git-Protocol", "version=2");
+        out.set(http::field::authorization, authorization);
+        out.keep_alive(false);
+        out.body() = upload_pack_fetch_request(wants, have);
+        out.prepare_payload();
+        beast::get_lowest_layer(*up).expires_after(self->opts.idle_timeout);
+        auto [wec, wn] = co_await http::async_write(*up, out, tuple_awaitable);
+        if (wec) co_return std::nullopt;
+        beast::flat_buffer buf;
+        http::response_parser<http::string_body> p;
+        p.body_limit(self->opts.max_ancestry_bytes);
+        auto [rec, rn] = co_await http::async_read(*up, buf, p, tuple_awaitable);
+        if (rec || p.get().result() != http::status::ok) co_return std::nullopt;
+        std::optional<PackCommits> commits;
+        try {
+            commits = scan_pack(upload_pack_response_pack(p.get().body()));
+        } catch (const std::exception& e) {
+            spdlog::debug("git proxy: ancestry fetch from {}: {}", remote.origin, e.what());
+        }
+        beast::get_lowest_layer(*up).expires_after(std::chrono::seconds(2));
+        co_await up->async_shutdown(tuple_awaitable);
+        co_return commits;
+    }
+
     // The push decision; true when the request may be forwarded. On refusal the client has
     // been answered.
     static asio::awaitable<bool> check_receive_pack(std::shared_ptr<State> self,
-                                                    beast::tcp_stream& client, const Remote& remote,
+                                                    beast::tcp_stream& client,
+                                                    std::size_t remote_index,
                                                     const http::request<http::string_body>& req,
                                                     json& record) {
+        const Remote& remote = self->config.remotes[remote_index];
         std::string plain;
         std::string_view body = req.body();
         ReceivePackRequest rp;
@@ -309,7 +411,20 @@ struct GitProxy::State : std::enable_shared_from_this<GitProxy::State> {
                                        "cordon git proxy: " + error + "\n", false);
             co_return false;
         }
-        auto d = check_push(rp, pack, remote.push);
+        // Updates the pushed pack alone cannot prove fast-forward: ask the remote for the
+        // ancestry of the commits where the walk left the pack.
+        PackCommits known = pack;
+        for (auto& u : rp.commands) {
+            bool candidate = !u.is_create() && !u.is_delete() && !remote.push.allow_force &&
+                             std::any_of(remote.push.refs.begin(), remote.push.refs.end(),
+                                         [&](auto& p) { return ref_matches(p, u.ref); });
+            if (!candidate || proven_fast_forward(known, u.old_id, u.new_id)) continue;
+            auto fetched = co_await fetch_ancestry(self, remote_index,
+                                                   pack_boundaries(known, u.new_id), u.old_id);
+            if (fetched) known.commits.insert(fetched->commits.begin(), fetched->commits.end());
+            record["ancestryFetched"] = fetched.has_value();
+        }
+        auto d = check_push(rp, known, remote.push);
         json refs = json::array();
         for (auto& r : d.refs) {
             json one = {{"ref", r.update.ref},
@@ -374,69 +489,20 @@ struct GitProxy::State : std::enable_shared_from_this<GitProxy::State> {
                        {"service", to_string(route.service)},
                        {"phase", route.advertisement ? "advertisement" : "request"}};
         if (route.service == GitService::receive_pack && !route.advertisement) {
-            bool go = co_await check_receive_pack(self, client, remote, req, record);
+            bool go = co_await check_receive_pack(self, client, route.remote, req, record);
             if (!go) co_return false;
         } else {
             record["decision"] = "allowed";
         }
 
-        // The credential (read once per proxy; never logged).
-        std::string authorization, cred_error;
-        try {
-            auto it = self->credentials.find(route.remote);
-            if (it == self->credentials.end())
-                it = self->credentials.emplace(route.remote, resolve_credential(remote)).first;
-            authorization = it->second.authorization();
-        } catch (const std::exception& e) {
-            cred_error = e.what();
-        }
-        if (!cred_error.empty()) {
-            record["decision"] = "error";
-            record["reason"] = cred_error;
-            self->report(record);
-            co_await send_simple<void>(client, http::status::bad_gateway,
-                                       "cordon git proxy: no credential: " + cred_error + "\n",
-                                       false);
-            co_return false;
-        }
-
-        // Upstream connection.
-        beast::ssl_stream<beast::tcp_stream> up(self->ex, self->tls);
         std::string err;
-        {
-            std::vector<tcp::endpoint> eps;
-            try {
-                if (self->opts.resolve) {
-                    eps = co_await self->opts.resolve(remote.host, remote.port);
-                } else {
-                    tcp::resolver res(self->ex);
-                    auto [rec, results] = co_await res.async_resolve(
-                        remote.host, std::to_string(remote.port), tuple_awaitable);
-                    if (rec) throw boost::system::system_error(rec);
-                    for (auto& e : results)
-                        eps.push_back(e.endpoint());
-                }
-            } catch (const std::exception& e) {
-                err = std::string("cannot resolve ") + remote.host + ": " + e.what();
-            }
-            if (err.empty()) {
-                beast::get_lowest_layer(up).expires_after(self->opts.connect_timeout);
-                auto [cec, ep] =
-                    co_await beast::get_lowest_layer(up).async_connect(eps, tuple_awaitable);
-                if (cec) err = "cannot connect to " + remote.origin + ": " + cec.message();
-            }
-            if (err.empty()) {
-                boost::system::error_code aec;
-                asio::ip::make_address(remote.host, aec);
-                if (aec && !SSL_set_tlsext_host_name(up.native_handle(), remote.host.c_str()))
-                    err = "SNI";
-                up.set_verify_mode(ssl::verify_peer);
-                up.set_verify_callback(ssl::host_name_verification(remote.host));
-                auto [hec] = co_await up.async_handshake(ssl::stream_base::client, tuple_awaitable);
-                if (hec) err = "TLS with " + remote.origin + " failed: " + hec.message();
-            }
-        }
-        if (!err.empty()) {
+        std::string authorization = self->authorization_for(route.remote, err);
+        std::unique_ptr<Upstream> upp;
+        if (!authorization.empty())
+            upp = co_await connect_upstream(self, remote, err);
+        else
+            err = "no credential: " + err;
+        if (!upp) {
             record["decision"] = "error";
             record["reason"] = err;
             self->report(record);
@@ -444,6 +510,7 @@ struct GitProxy::State : std::enable_shared_from_this<GitProxy::State> {
                                        "cordon git proxy: " + err + "\n", false);
             co_return false;
         }
+        auto& up = *upp;
 
         http::request<http::string_body> out{req.method(), route.upstream_target, 11};
         out.set(http::field::host, remote.origin);

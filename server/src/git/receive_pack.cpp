@@ -324,6 +324,67 @@ bool proven_fast_forward(const PackCommits& pack, const std::string& old_id,
     return false;
 }
 
+std::vector<std::string> pack_boundaries(const PackCommits& pack, const std::string& new_id) {
+    std::vector<std::string> out, todo{new_id};
+    std::map<std::string, bool> seen;
+    while (!todo.empty()) {
+        auto id = todo.back();
+        todo.pop_back();
+        if (seen[id]) continue;
+        seen[id] = true;
+        auto it = pack.commits.find(id);
+        if (it == pack.commits.end()) {
+            out.push_back(id);
+            continue;
+        }
+        for (auto& p : it->second.parents)
+            todo.push_back(p);
+    }
+    return out;
+}
+
+std::string upload_pack_fetch_request(const std::vector<std::string>& wants,
+                                      const std::string& have) {
+    std::string s = pkt_line("command=fetch\n") + pkt_line("agent=cordon\n") + "0001" +
+                    pkt_line("no-progress\n") + pkt_line("ofs-delta\n");
+    for (auto& w : wants)
+        s += pkt_line("want " + w + "\n");
+    if (have != kZeroId) s += pkt_line("have " + have + "\n");
+    s += pkt_line("done\n") + "0000";
+    return s;
+}
+
+std::string upload_pack_response_pack(std::string_view body) {
+    std::size_t pos = 0;
+    std::string_view line;
+    bool in_pack = false;
+    std::string pack;
+    while (pos < body.size()) {
+        if (body.size() - pos >= 4 && body.substr(pos, 4) == "0001") { // delimiter
+            pos += 4;
+            continue;
+        }
+        if (!read_pkt(body, pos, line)) {
+            if (in_pack) return pack;
+            continue;
+        }
+        if (!in_pack) {
+            if (line.rfind("ERR ", 0) == 0) throw std::runtime_error(std::string(line));
+            if (line == "packfile") in_pack = true;
+            continue;
+        }
+        // read_pkt drops one trailing LF; pack data must stay byte-exact, so re-read raw.
+        std::size_t payload = static_cast<std::size_t>(line.data() - body.data());
+        std::string_view raw = body.substr(payload, pos - payload);
+        if (raw.empty()) continue;
+        if (raw[0] == 1)
+            pack.append(raw.substr(1));
+        else if (raw[0] == 3)
+            throw std::runtime_error("remote error: " + std::string(raw.substr(1)));
+    }
+    throw std::runtime_error("no packfile in the upload-pack response");
+}
+
 bool ref_matches(std::string_view pattern, std::string_view ref) {
     auto star = pattern.find('*');
     if (star == std::string_view::npos) return pattern == ref;

@@ -84,6 +84,7 @@ struct GitProxyOptions {
     std::size_t max_push_bytes = std::size_t(2) << 30;     // receive-pack body (held in memory)
     std::size_t max_request_bytes = std::size_t(64) << 20; // upload-pack body
     std::size_t max_header_bytes = 64 * 1024;
+    std::size_t max_ancestry_bytes = std::size_t(256) << 20; // fast-forward proof fetch
     std::size_t max_connections = 64;
     std::size_t relay_buffer_bytes = 256 * 1024;
     std::chrono::milliseconds connect_timeout{15000};

@@ -10,12 +10,11 @@
 // git's own answer (`unpack ok` + `ng <ref> <reason>`, side-band-64k wrapped when asked),
 // so `git push` prints the reason.
 //
-// Fast-forward rule (docs/git.md): an update old -> new is a fast-forward only when old is
-// reached by walking parent links from new through the commits of the pushed pack, or new
-// == old's child chain ends at old itself (a parent of a pack commit, or new, equal to old).
-// Anything the pack cannot prove is treated as non-fast-forward: sound, never too lenient;
-// it can refuse a fast-forward whose path runs through commits the remote already had
-// (then allowForce or the user's approval is needed).
+// Fast-forward rule (docs/git.md): an update old -> new is a fast-forward only when a chain
+// of parent links from new to old exists among commits whose ids were verified by hashing
+// their content: those of the pushed pack and, when the walk leaves the pack at commits the
+// remote already has (pack_boundaries), those of a pack the proxy fetches from the remote
+// (protocol v2: want <boundaries>, have <old>). Anything not proven is a non-fast-forward.
 //
 // All functions are pure.
 #pragma once
@@ -67,6 +66,19 @@ PackCommits scan_pack(std::string_view pack);
 // True when `old_id` is an ancestor of (or equal to) `new_id` according to the pack.
 bool proven_fast_forward(const PackCommits& pack, const std::string& old_id,
                          const std::string& new_id);
+
+// The commits the walk from `new_id` through the pack's commits reaches but the pack does
+// not contain (`new_id` itself when it is not in the pack): objects the remote has.
+std::vector<std::string> pack_boundaries(const PackCommits& pack, const std::string& new_id);
+
+// The body of a protocol v2 `fetch` to git-upload-pack: want each of `wants`, have `have`,
+// done, no progress. The answer's pack holds the commits reachable from the wants and not
+// from `have`.
+std::string upload_pack_fetch_request(const std::vector<std::string>& wants,
+                                      const std::string& have);
+// The pack of a protocol v2 fetch response (the `packfile` section, side-band demultiplexed).
+// Throws std::runtime_error on anything else (an error band included).
+std::string upload_pack_response_pack(std::string_view body);
 
 // Glob match of a ref pattern: '*' matches any run of characters, including '/'.
 bool ref_matches(std::string_view pattern, std::string_view ref);
