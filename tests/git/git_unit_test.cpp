@@ -6,6 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <fstream>
+#include <unistd.h>
+
 using namespace cordon::server::git;
 using json = nlohmann::json;
 
@@ -224,4 +228,44 @@ TEST_CASE("report-status: side-band wrapped, one ng per command", "[git]") {
     req.capabilities = {"report-status"};
     auto plain = report_status(req, d, "x");
     CHECK(plain.substr(0, 4) == "000e"); // "unpack ok\n"
+}
+
+TEST_CASE("credentials: env, file, and the host's git credential fill", "[git]") {
+    char tmpl[] = "/tmp/cordon-git-cred-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    std::string dir = tmpl;
+    Remote r;
+    r.origin = "forge.test:8443";
+    r.path = "group/proj.git";
+    r.credential.kind = CredentialSource::Kind::file;
+    r.credential.name = dir + "/tok";
+    std::ofstream(r.credential.name) << "file-token\nignored\n";
+    auto c = resolve_credential(r);
+    CHECK(c.password == "file-token");
+    CHECK(c.authorization() == "Basic eC1hY2Nlc3MtdG9rZW46ZmlsZS10b2tlbg==");
+
+    r.credential.kind = CredentialSource::Kind::env;
+    r.credential.name = "CORDON_GIT_UNIT_TOKEN_UNSET";
+    CHECK_THROWS_WITH(resolve_credential(r), Catch::Contains("CORDON_GIT_UNIT_TOKEN_UNSET"));
+
+    // A helper configured in the (host's) global git config; it is asked for this host.
+    std::ofstream(dir + "/gitconfig")
+        << "[credential]\n\thelper = \"!f() { cat > " << dir
+        << "/asked; echo username=bot; echo password=helper-token; }; f\"\n";
+    const char* old = std::getenv("GIT_CONFIG_GLOBAL");
+    std::string saved = old ? old : "";
+    ::setenv("GIT_CONFIG_GLOBAL", (dir + "/gitconfig").c_str(), 1);
+    r.credential.kind = CredentialSource::Kind::helper;
+    c = resolve_credential(r);
+    if (old)
+        ::setenv("GIT_CONFIG_GLOBAL", saved.c_str(), 1);
+    else
+        ::unsetenv("GIT_CONFIG_GLOBAL");
+    CHECK(c.username == "bot");
+    CHECK(c.password == "helper-token");
+    std::ifstream asked(dir + "/asked");
+    std::string q((std::istreambuf_iterator<char>(asked)), std::istreambuf_iterator<char>());
+    CHECK_THAT(q, Catch::Contains("host=forge.test:8443"));
+    // (path reaches helpers only with credential.useHttpPath, as for git itself.)
+    std::system(("rm -rf " + dir).c_str());
 }

@@ -204,6 +204,7 @@ struct GitProxy::State : std::enable_shared_from_this<GitProxy::State> {
                 continue;
             }
             if (self->active >= self->opts.max_connections) continue; // closes sock
+            self->clients.remove_if([](auto& w) { return w.expired(); });
             auto stream = std::make_shared<beast::tcp_stream>(std::move(sock));
             self->clients.push_back(stream);
             ++self->active;
