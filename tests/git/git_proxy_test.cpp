@@ -76,6 +76,15 @@ TEST_CASE("git proxy: clone, fetch and push to an allowed branch; no token on th
     CHECK(p.status == 0);
     CHECK(w.remote_refs().find("refs/heads/cordon/feature " + head) != std::string::npos);
 
+    // The sandbox also has HTTP(S)_PROXY set (the network proxy); git must still come here
+    // directly (and NO_PROXY is not needed for that).
+    auto pr = run("cd " + shell_quote(w.dir) + " && " + w.client_env_string() +
+                  " http_proxy=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 "
+                  "ALL_PROXY=socks5h://127.0.0.1:9 git clone -q " +
+                  w.url("owner/repo.git") + " via-proxy-env 2>&1");
+    INFO(pr.out);
+    CHECK(pr.status == 0);
+
     check_no_token(w, work);
     // Every request the remote saw carried the token (added by the proxy).
     for (auto& r : w.remote->requests())
