@@ -252,8 +252,6 @@ asio::awaitable<json> Server::session_create(Call& c) {
         throw RpcError(code::internal_error, "cannot create session state dir " +
                                                  info.state_dir.string() + ": " +
                                                  std::strerror(errno));
-    for (const char* sub : {"upper", "work", "home"})
-        ::mkdir((info.state_dir / sub).c_str(), 0700);
     {
         json meta = {
             {"sessionId", info.id}, {"workspace", info.workspace}, {"policy", info.policy}};
