@@ -306,4 +306,13 @@ TEST_CASE("git proxy: gzip and chunked receive-pack bodies are parsed before for
     CHECK(out.rfind("HTTP/1.1 200", 0) == 0);
     CHECK(out.find("ng refs/heads/main cordon: ref outside") != std::string::npos);
     CHECK(w.remote->requests().empty());
+
+    // Expect: 100-continue is answered before the body is read.
+    out = raw_exchange(w.proxy_port,
+                       "POST " + target +
+                           " HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                           "Content-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n",
+                       std::chrono::milliseconds(500));
+    CHECK(out.rfind("HTTP/1.1 100 Continue", 0) == 0);
 }

@@ -262,6 +262,11 @@ struct GitProxy::State : std::enable_shared_from_this<GitProxy::State> {
                 co_return;
             }
             const bool keep_alive = hp.get().keep_alive();
+            if (beast::iequals(hp.get()[http::field::expect], "100-continue")) {
+                http::response<http::empty_body> cont{http::status::continue_, 11};
+                auto [cec, cn] = co_await http::async_write(*client, cont, tuple_awaitable);
+                if (cec) co_return;
+            }
             http::request_parser<http::string_body> p{std::move(hp)};
             p.body_limit(route->service == GitService::receive_pack ? self->opts.max_push_bytes
                                                                     : self->opts.max_request_bytes);
