@@ -462,11 +462,15 @@ struct GitProxy::State : std::enable_shared_from_this<GitProxy::State> {
             }
             q["commits"] = commits;
             try {
-                approved = co_await self->ask(std::move(q));
+                // A copy: the callback's captures must outlive the suspended call even if
+                // stop() clears the member meanwhile.
+                auto ask = self->ask;
+                approved = co_await ask(std::move(q));
             } catch (...) {
                 approved = false;
             }
         }
+        if (self->stopped) co_return false; // the session ended while the user was asked
         if (approved) {
             record["decision"] = "approved";
             co_return true;
@@ -661,6 +665,10 @@ void GitProxy::stop() {
     for (auto& [i, c] : state_->credentials)
         c.password.assign(c.password.size(), '\0');
     state_->credentials.clear();
+    // No callback into the owner after stop (connections still unwinding only log nothing).
+    state_->ask = {};
+    state_->log = {};
+    state_->violation = {};
 }
 
 } // namespace cordon::server::git

@@ -106,7 +106,9 @@ class GitProxy {
     // Takes ownership of a bound, listening TCP socket fd. Returns its local port.
     std::uint16_t add_listener(int fd);
     void start();
-    void stop(); // closes listeners and connections; idempotent
+    // Closes listeners and connections, forgets the credentials, and drops the callbacks:
+    // none is called after stop() returns. Idempotent. The destructor calls it.
+    void stop();
 
     struct State;
 
