@@ -208,6 +208,8 @@ TEST_CASE("git proxy: an approved off-policy push goes through; the question nam
     REQUIRE(questions.size() == 2);
     CHECK(questions[0]["kind"] == "git");
     CHECK(questions[0]["repo"] == w.url("owner/repo.git"));
+    CHECK(questions[0]["host"] == "localhost");
+    CHECK(questions[0]["port"] == w.remote->port);
     CHECK(questions[0]["commits"][0]["summary"] == "approved change");
     CHECK(questions[0]["refs"][0]["new"] == head.substr(0, 40));
 }

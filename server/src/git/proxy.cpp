@@ -461,6 +461,8 @@ struct GitProxy::State : std::enable_shared_from_this<GitProxy::State> {
                 commits.push_back(std::move(one));
             }
             q["commits"] = commits;
+            q["host"] = remote.host; // sandbox/approve names host and port
+            q["port"] = remote.port;
             try {
                 // A copy: the callback's captures must outlive the suspended call even if
                 // stop() clears the member meanwhile.

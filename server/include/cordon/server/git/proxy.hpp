@@ -95,8 +95,9 @@ struct GitProxyOptions {
 class GitProxy {
   public:
     // ask: may be empty (refusals are final). log / violation: may be empty.
-    // The question passed to ask is {kind:"git", repo, service, reason, refs:[{ref, old, new,
-    // allowed, reason}], commits:[{id, summary, author}]}.
+    // The question passed to ask is {kind:"git", host, port, repo, service, reason,
+    // refs:[{ref, old, new, allowed, reason}], commits:[{id, summary, author}]}; ask applies
+    // its own timeout (no answer: false).
     GitProxy(asio::any_io_executor ex, GitConfig config, GitProxyOptions options = {},
              GitAskFn ask = {}, GitReportFn log = {}, GitReportFn violation = {});
     ~GitProxy(); // stop()
