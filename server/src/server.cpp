@@ -142,6 +142,26 @@ const Isolation& Server::isolation() {
     return *isolation_;
 }
 
+// The "git" section of the user config: the remotes the git proxy serves.
+std::optional<git::GitConfig> Server::load_git_config(const SessionInfo& info, bool strict) {
+    auto path = opts_.user_config.value_or(net::default_user_config_path());
+    std::ifstream f(path);
+    if (!f) return std::nullopt;
+    try {
+        json doc = parse_strict(std::string(std::istreambuf_iterator<char>(f), {}));
+        if (!doc.is_object() || !doc.contains("git")) return std::nullopt;
+        return git::parse_git_config(doc["git"], "git");
+    } catch (const RpcError& e) {
+        if (strict)
+            throw RpcError(code::invalid_params,
+                           "invalid git configuration in " + path.string() + ": " + e.what(),
+                           json{{"path", "/policy"}, {"file", path.string()}});
+        spdlog::error("session {}: invalid git configuration in {}, no git proxy: {}", info.id,
+                      path.string(), e.what());
+        return std::nullopt;
+    }
+}
+
 std::shared_ptr<Session> Server::make_session(const SessionInfo& info, bool strict) {
     net::PolicySources src;
     src.user_config = opts_.user_config;
@@ -162,6 +182,7 @@ std::shared_ptr<Session> Server::make_session(const SessionInfo& info, bool stri
     }
     SessionNetwork network;
     network.policy = loaded.policy;
+    network.git = load_git_config(info, strict);
     network.ask_timeout = opts_.ask_timeout;
     return std::make_shared<Session>(io_, info, spec_for(info), opts_.sandbox_exe,
                                      std::move(network));

@@ -104,6 +104,12 @@ Session::Session(asio::io_context& io, SessionInfo info, sandbox::SandboxSpec sp
     spec_.listen_ports = {net::kHttpProxyPort, net::kSocksProxyPort};
     for (auto& [k, v] : net::proxy_env(net::kHttpProxyPort, net::kSocksProxyPort))
         spec_.env[k] = v;
+    // git reaches configured remotes through the git proxy (credentials stay outside).
+    if (network_.git && !network_.git->remotes.empty()) {
+        spec_.listen_ports.push_back(git::kGitProxyPort);
+        for (auto& [k, v] : git::git_env(*network_.git, git::kGitProxyPort))
+            spec_.env[k] = v;
+    }
 
     net::EgressOptions eo;
     eo.ask_timeout = network_.ask_timeout;
@@ -115,27 +121,29 @@ Session::Session(asio::io_context& io, SessionInfo info, sandbox::SandboxSpec sp
         std::make_shared<net::EgressGate>(io_.get_executor(), network_.policy, ask, violation, eo);
 }
 
-asio::awaitable<net::Decision> Session::ask_client(net::ApprovalQuestion q) {
+asio::awaitable<std::string> Session::ask_decision(json params) {
     auto alive = client_alive_.lock();
-    if (!alive || !*alive || !client_ || !client_->client_approvals())
-        co_return net::Decision::deny;
-    json params = net::to_json(q);
+    if (!alive || !*alive || !client_ || !client_->client_approvals()) co_return "deny";
     params["sessionId"] = id();
     if (auto rid = single_running_request()) params["requestId"] = *rid;
     Dispatcher* client = client_;
     std::weak_ptr<bool> session_alive = alive_;
     json answer = co_await client->request("sandbox/approve", params,
                                            network_.ask_timeout + std::chrono::seconds(1));
-    if (session_alive.expired()) co_return net::Decision::deny; // closed meanwhile
+    if (session_alive.expired()) co_return "deny"; // closed meanwhile
     std::string decision = answer.is_object() ? answer.value("decision", "") : "";
-    auto d = net::parse_decision(decision);
     try {
         json entry = {{"kind", "approval"}, {"question", params}, {"decision", decision}};
         audit().append(entry, true);
     } catch (const std::exception& e) {
         spdlog::error("session {}: audit log write failed: {}", id(), e.what());
     }
-    co_return d;
+    co_return decision;
+}
+
+asio::awaitable<net::Decision> Session::ask_client(net::ApprovalQuestion q) {
+    std::string decision = co_await ask_decision(net::to_json(q));
+    co_return net::parse_decision(decision);
 }
 
 void Session::attach(Dispatcher& client) {
@@ -215,12 +223,33 @@ void Session::start() {
     };
     proxy_ =
         std::make_unique<net::ProxyServer>(io_.get_executor(), gate_, network_.proxy_limits, log);
-    if (init_.listener_fds.size() == 2) {
-        proxy_->add_listener(init_.listener_fds[0], net::ProxyProtocol::http);
-        proxy_->add_listener(init_.listener_fds[1], net::ProxyProtocol::socks5);
-        init_.listener_fds.clear(); // owned by the proxy now
+    auto& fds = init_.listener_fds;
+    if (fds.size() >= 2) {
+        proxy_->add_listener(fds[0], net::ProxyProtocol::http);
+        proxy_->add_listener(fds[1], net::ProxyProtocol::socks5);
         proxy_->start();
     }
+    if (fds.size() == 3 && network_.git) {
+        auto git_log = [this](const json& entry) {
+            try {
+                json e = {{"kind", "git"}, {"operation", entry}};
+                audit().append(e, true);
+            } catch (const std::exception& e) {
+                spdlog::error("session {}: audit log write failed: {}", id(), e.what());
+            }
+        };
+        auto git_violation = [this](const json& detail) { report_violation("git", detail); };
+        auto git_ask = [this](json question) -> asio::awaitable<bool> {
+            std::string decision = co_await ask_decision(std::move(question));
+            co_return decision == "allow-once" || decision == "allow-session";
+        };
+        git_proxy_ = std::make_unique<git::GitProxy>(io_.get_executor(), *network_.git,
+                                                     git::GitProxyOptions{}, git_ask, git_log,
+                                                     git_violation);
+        git_proxy_->add_listener(fds[2]);
+        git_proxy_->start();
+    }
+    fds.clear(); // owned by the proxies now
 }
 
 // Kills the init (and so every process of the sandbox) and drops what it handed over.
@@ -228,6 +257,10 @@ void Session::release_init() {
     if (proxy_) {
         proxy_->stop();
         proxy_.reset();
+    }
+    if (git_proxy_) {
+        git_proxy_->stop();
+        git_proxy_.reset();
     }
     if (init_.pid > 0) {
         ::kill(init_.pid, SIGKILL);

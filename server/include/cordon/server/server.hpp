@@ -61,6 +61,7 @@ class Server {
     // A Session object for `info` (sandbox not started). `strict`: a broken network config
     // throws -32602; otherwise (restored sessions) it denies all network with a log line.
     std::shared_ptr<Session> make_session(const SessionInfo& info, bool strict);
+    std::optional<git::GitConfig> load_git_config(const SessionInfo& info, bool strict);
     asio::awaitable<json> fetch(Call& c);
 
     asio::awaitable<json> session_create(Call& c);

@@ -13,6 +13,8 @@
 #include "cordon/sandbox/sandbox.hpp"
 #include "cordon/server/changes/audit_log.hpp"
 #include "cordon/server/changes/context.hpp"
+#include "cordon/server/git/config.hpp"
+#include "cordon/server/git/proxy.hpp"
 #include "cordon/server/net/egress.hpp"
 #include "cordon/server/net/policy.hpp"
 #include "cordon/server/net/proxy.hpp"
@@ -43,6 +45,8 @@ struct SessionNetwork {
     net::NetworkPolicy policy;
     std::chrono::milliseconds ask_timeout{60000};
     net::ProxyLimits proxy_limits;
+    // Remotes the git proxy serves (user config "git"); none: no git proxy.
+    std::optional<git::GitConfig> git;
 };
 
 struct SessionInfo {
@@ -99,6 +103,8 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::awaitable<void> control_loop();
     void fail_all(const std::string& why);
     asio::awaitable<net::Decision> ask_client(net::ApprovalQuestion q);
+    // Puts a question to the attached client (sandbox/approve); deny without one.
+    asio::awaitable<std::string> ask_decision(json params);
     void release_init();
 
     asio::io_context& io_;
@@ -114,6 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
     SessionNetwork network_;
     std::shared_ptr<net::EgressGate> gate_;
     std::unique_ptr<net::ProxyServer> proxy_;
+    std::unique_ptr<git::GitProxy> git_proxy_;
     Dispatcher* client_ = nullptr;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true); // expires with the session
     std::weak_ptr<bool> client_alive_;
