@@ -497,16 +497,19 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
             res.signal = signal_name(WTERMSIG(ws));
             res.reason = "signaled";
         }
+        // Limit kills are violations like policy denials: reported to the client and the
+        // audit log, and (through run->violations) in this result.
         if (st->timed_out) {
             res.reason = "timeout";
-            res.violations.push_back(
-                json{{"kind", "limit"},
-                     {"detail", {{"limit", "timeout"}, {"timeoutMs", req.limits.timeout_ms}}}});
+            json detail = {{"limit", "timeout"}, {"timeoutMs", req.limits.timeout_ms}};
+            report_violation("limit", detail);
         } else if (ex.reason == "memory-limit") {
             res.reason = ex.reason;
         }
-        if (!ex.reason.empty() && ex.reason != "killed")
-            res.violations.push_back(json{{"kind", "limit"}, {"detail", {{"limit", ex.reason}}}});
+        if (!ex.reason.empty() && ex.reason != "killed") {
+            json detail = {{"limit", ex.reason}};
+            report_violation("limit", detail);
+        }
     }
 
     for (auto& v : run->violations)

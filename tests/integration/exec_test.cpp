@@ -179,9 +179,23 @@ TEST_CASE("two sessions on one workspace do not see each other's changes", "[exe
 
 TEST_CASE("a timeout kills the whole tree, daemons included", "[exec][limits]") {
     Env e;
-    auto r = e.exec({{"command", "setsid -f sleep 987651; (sleep 987652 &); sleep 987653"},
-                     {"timeoutMs", 500}});
+    std::vector<json> notified;
+    auto r =
+        e.server->result("exec",
+                         {{"sessionId", e.sid},
+                          {"command", "setsid -f sleep 987651; (sleep 987652 &); sleep 987653"},
+                          {"timeoutMs", 500}},
+                         [&](const json& m) {
+                             if (m.value("method", "") == "sandbox/violation")
+                                 notified.push_back(m["params"]);
+                         });
     CHECK(r["reason"] == "timeout");
+    REQUIRE(r["violations"].size() == 1);
+    CHECK(r["violations"][0]["kind"] == "limit");
+    CHECK(r["violations"][0]["detail"]["limit"] == "timeout");
+    REQUIRE(notified.size() == 1);
+    CHECK(notified[0]["kind"] == "limit");
+    CHECK(notified[0]["sessionId"] == e.sid);
     CHECK(eventually_gone("987651"));
     CHECK(eventually_gone("987652"));
     CHECK(eventually_gone("987653"));
