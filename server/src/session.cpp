@@ -113,6 +113,10 @@ Session::Session(asio::io_context& io, SessionInfo info, sandbox::SandboxSpec sp
 
     net::EgressOptions eo;
     eo.ask_timeout = network_.ask_timeout;
+    eo.can_ask = [this] {
+        auto alive = client_alive_.lock();
+        return alive && *alive && client_ && client_->client_approvals();
+    };
     auto ask = [this](net::ApprovalQuestion q) -> asio::awaitable<net::Decision> {
         return ask_client(std::move(q));
     };

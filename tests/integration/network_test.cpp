@@ -116,6 +116,9 @@ TEST_CASE("denied destinations are refused, reported, and never reached", "[net]
                          url(http.port(), "/hello", false, "localhost"),
                      collect);
     CHECK(lo["stdout"] == "403");
+    REQUIRE(lo["violations"].size() == 1);
+    CHECK(lo["violations"][0]["detail"]["reason"].get<std::string>().find("no one to ask") !=
+          std::string::npos);
     auto denied =
         e.exec(sid, "curl -sS -o /dev/null -w '%{http_code}' http://evil.example/", collect);
     CHECK(denied["stdout"] == "403");

@@ -179,6 +179,11 @@ asio::awaitable<Authorization> EgressGate::authorize(const Host& host, std::uint
     if (d.verdict == Verdict::ask) {
         if (session_allowed_.count(key)) {
             decision = "allow-session";
+        } else if (opts_.can_ask && !opts_.can_ask()) {
+            co_return refuse(host, port, via,
+                             d.reason + "; no one to ask (the client does not "
+                                        "answer approval questions)",
+                             "", std::nullopt, "deny");
         } else {
             ApprovalQuestion q{host.name, port, std::nullopt, via, d.reason};
             if (host.is_ip()) q.address = host.name; // the question names the exact address
@@ -228,6 +233,12 @@ asio::awaitable<Authorization> EgressGate::authorize(const Host& host, std::uint
             co_return refuse(host, port, via, ad.reason, ad.rule, a.to_string(), "policy");
         if (ad.verdict == Verdict::ask && !literal_approved) {
             std::string akey = key + "|" + a.to_string();
+            if (!session_allowed_.count(akey) && opts_.can_ask && !opts_.can_ask()) {
+                co_return refuse(host, port, via,
+                                 ad.reason + "; no one to ask (the client does not answer "
+                                             "approval questions)",
+                                 "", a.to_string(), "deny");
+            }
             if (!session_allowed_.count(akey)) {
                 ApprovalQuestion q{host.name, port, a.to_string(), via, ad.reason};
                 Answer ans = co_await ask_shared(std::move(q), akey);

@@ -70,6 +70,9 @@ struct EgressOptions {
     std::chrono::milliseconds ask_timeout{60000};
     // This host's interface addresses are refused like loopback; refreshed this often.
     std::chrono::seconds interface_refresh{10};
+    // Whether anyone can answer a question now (e.g. the client declared approvals). When
+    // set and false, undecided destinations are refused at once, saying so.
+    std::function<bool()> can_ask;
 };
 
 struct Authorization {
