@@ -1,5 +1,6 @@
 #include "cordon/server/session.hpp"
 
+#include "cordon/server/changes/diff.hpp"
 #include "cordon/server/dispatcher.hpp"
 #include "cordon/server/paths.hpp"
 #include "cordon/server/upper_dir.hpp"
@@ -521,13 +522,14 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
     auto after = snapshot_upper(upper_dir());
     auto touched = touched_between(before, after);
     if (!touched.empty()) {
-        std::set<std::string> touched_set(touched.begin(), touched.end());
-        for (auto& c : changes_from_upper(after, upper_dir(), info_.workspace))
-            if (touched_set.count(c.path) ||
-                std::any_of(touched.begin(), touched.end(), [&](const std::string& t) {
-                    return c.path.size() > t.size() && c.path.compare(0, t.size(), t) == 0 &&
-                           c.path[t.size()] == '/';
-                }))
+        // What this command changed, judged like changes/diff (applied files included).
+        changes::DiffOptions opts;
+        opts.with_patch = false;
+        opts.with_git = false;
+        for (auto& t : touched)
+            if (!under_git_dir(t)) opts.paths.push_back(t);
+        if (!opts.paths.empty())
+            for (auto& c : changes::compute_changes(files(), opts).files)
                 res.changes.push_back({c.path, c.status});
     }
     co_return res;

@@ -377,3 +377,22 @@ TEST_CASE("no user namespaces: session/create fails closed naming the facility a
     s.wait();
     fs::remove_all(root);
 }
+
+TEST_CASE("exec reports only real changes: rewrites with equal bytes and applied files are not",
+          "[exec]") {
+    Env e;
+    auto same = e.exec(
+        {{"command", "cat hello.txt > /tmp/h && cat /tmp/h > hello.txt && touch hello.txt"}});
+    CHECK(same["changes"].empty());
+    auto changed = e.exec({{"command", "echo more >> hello.txt"}});
+    REQUIRE(changed["changes"].size() == 1);
+    e.server->result("changes/apply", {{"sessionId", e.sid}});
+    auto again = e.exec({{"command", "touch hello.txt; mkdir -p d && echo n > d/new.txt"}});
+    REQUIRE(again["changes"].size() == 1);
+    CHECK(again["changes"][0]["path"] == "d/new.txt");
+    CHECK(again["changes"][0]["status"] == "added");
+    auto removed = e.exec({{"command", "rm -rf src"}});
+    REQUIRE(removed["changes"].size() == 1);
+    CHECK(removed["changes"][0]["path"] == "src/main.c");
+    CHECK(removed["changes"][0]["status"] == "deleted");
+}

@@ -357,12 +357,15 @@ void real_files_under(int real, const std::string& rel, const Limits& l,
               });
 }
 
-bool selected(const std::string& path, const std::vector<std::string>& filter) {
-    if (filter.empty()) return true;
-    for (const auto& f : filter) {
-        if (f.empty() || path == f) return true;
-        if (path.size() > f.size() && path.compare(0, f.size(), f) == 0 && path[f.size()] == '/')
-            return true;
+// Whether `path` is one of `filter`'s paths or below one of them. Looks up the path and each
+// of its ancestors, so a large filter (exec reports every path a command touched) stays
+// O(depth log n) per entry.
+bool selected(const std::string& path, const std::set<std::string>& filter) {
+    if (filter.empty() || filter.count("")) return true;
+    for (std::size_t end = path.size();; end = path.rfind('/', end - 1)) {
+        if (filter.count(path.substr(0, end))) return true;
+        if (end == 0 || end == std::string::npos || path.rfind('/', end - 1) == std::string::npos)
+            break;
     }
     return false;
 }
@@ -709,8 +712,9 @@ static ChangeSet compute_changes_unchecked(const SessionFiles& s, const DiffOpti
     std::vector<Pending> pending;
     std::set<std::string> all(candidates.begin(), candidates.end());
     all.insert(deleted.begin(), deleted.end());
+    const std::set<std::string> filter(opts.paths.begin(), opts.paths.end());
     for (const auto& rel : all) {
-        if (!selected(rel, opts.paths)) continue;
+        if (!selected(rel, filter)) continue;
         Loaded base, sb;
         try {
             base = load(roots.real.get(), rel, l, opts.with_patch);

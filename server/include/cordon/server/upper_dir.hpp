@@ -1,5 +1,6 @@
-// Reading an overlayfs upper dir: what changed in a session relative to the real workspace.
-// Cost is O(entries in the upper dir), never O(workspace). Walks iteratively with a depth cap.
+// Snapshots of an overlayfs upper dir, to tell which paths one command touched. Cost is
+// O(entries in the upper dir), never O(workspace). Walks iteratively with a depth cap.
+// What those paths mean for the real workspace is the changes engine's (changes/diff.hpp).
 #pragma once
 
 #include <cstdint>
@@ -23,17 +24,6 @@ struct UpperEntry {
 using UpperSnapshot = std::map<std::string, UpperEntry>;
 
 UpperSnapshot snapshot_upper(const std::filesystem::path& upper, std::size_t max_depth = 256);
-
-struct PathChange {
-    std::string path;
-    std::string status; // added | modified | deleted
-};
-
-// Working-tree changes the upper dir records against `lower` (the real workspace), files
-// and symlinks only, nothing under any `.git/` directory. Sorted by path.
-std::vector<PathChange> changes_from_upper(const UpperSnapshot& upper,
-                                           const std::filesystem::path& upper_path,
-                                           const std::filesystem::path& lower);
 
 // The paths whose upper entries differ between two snapshots.
 std::vector<std::string> touched_between(const UpperSnapshot& before, const UpperSnapshot& after);
