@@ -23,15 +23,6 @@ namespace {
 
 constexpr int kReadyTimeoutMs = 30000;
 
-SetupError error(std::string step, int err, std::string path, std::string fix) {
-    SetupError e;
-    e.step = std::move(step);
-    e.err = err;
-    e.path = std::move(path);
-    e.fix = std::move(fix);
-    return e;
-}
-
 void kill_and_reap(pid_t pid) {
     kill(pid, SIGKILL);
     while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
@@ -48,17 +39,17 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
         wire::encode_seccomp(steps::serialize(std::get<steps::SeccompProgram>(compiled)));
     const std::string encoded = wire::encode(spec);
     if (encoded.size() > wire::kMaxDatagram)
-        return error("spec", EMSGSIZE, "", "the sandbox spec is too large");
+        return steps::failure("spec", EMSGSIZE, "", "the sandbox spec is too large");
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-        return error("socketpair", errno, "", "");
+        return steps::failure("socketpair", errno, "", "");
 
     // Queued before the init exists, so it finds them at once (no wake-up round trip).
     for (const std::string* msg : {&encoded, &filters}) {
         if (int e = wire::send_datagram(sv[0], *msg, {})) {
             close(sv[0]);
             close(sv[1]);
-            return error("spec", e, "", "");
+            return steps::failure("spec", e, "", "");
         }
     }
 
@@ -92,8 +83,8 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
     if (rc != 0) {
         close(sv[0]);
         close(sv[1]);
-        return error("exec", rc, init_exe,
-                     "install cordon-sandbox next to cordon and make it executable");
+        return steps::failure("exec", rc, init_exe,
+                              "install cordon-sandbox next to cordon and make it executable");
     }
     close(sv[1]);
     const int control = sv[0];
@@ -110,12 +101,12 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
                         deadline - std::chrono::steady_clock::now())
                         .count();
         if (left <= 0)
-            return fail(
-                error("start", ETIMEDOUT, init_exe, "the sandbox did not become ready in time"));
+            return fail(steps::failure("start", ETIMEDOUT, init_exe,
+                                       "the sandbox did not become ready in time"));
         pollfd pfd{control, POLLIN, 0};
         int rc = poll(&pfd, 1, static_cast<int>(left));
         if (rc < 0 && errno == EINTR) continue;
-        if (rc < 0) return fail(error("start", errno, "", ""));
+        if (rc < 0) return fail(steps::failure("start", errno, "", ""));
         if (rc == 0) continue;
         std::vector<int> fds;
         int err = 0;
@@ -129,15 +120,16 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
             }
             close(control);
-            return error("init", err ? err : ECHILD, init_exe,
-                         "cordon-sandbox exited before reporting (status " +
-                             std::to_string(status) + ")");
+            return steps::failure("init", err ? err : ECHILD, init_exe,
+                                  "cordon-sandbox exited before reporting (status " +
+                                      std::to_string(status) + ")");
         }
         auto reply = wire::decode_setup_reply(*bytes);
         if (!reply) {
             for (int f : fds)
                 close(f);
-            return fail(error("start", EBADMSG, "", "unexpected message from cordon-sandbox"));
+            return fail(
+                steps::failure("start", EBADMSG, "", "unexpected message from cordon-sandbox"));
         }
         if (auto* e = std::get_if<SetupError>(&*reply)) {
             for (int f : fds)
@@ -159,7 +151,7 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
         if (fds.size() != spec.listen_ports.size() + 1) {
             for (int f : fds)
                 close(f);
-            return fail(error("listen", EPROTO, "", "listener count mismatch"));
+            return fail(steps::failure("listen", EPROTO, "", "listener count mismatch"));
         }
         proc.root_fd = fds.back();
         fds.pop_back();

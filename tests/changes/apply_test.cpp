@@ -18,12 +18,6 @@ using namespace cordon_test;
 
 namespace {
 
-const FileChange* find(const ChangeSet& c, const std::string& path) {
-    for (const auto& f : c.files)
-        if (f.path == path) return &f;
-    return nullptr;
-}
-
 ApplyFile entry(const ChangeSet& c, const std::string& path) {
     auto* f = find(c, path);
     REQUIRE(f);

@@ -15,12 +15,6 @@ using namespace cordon_test;
 
 namespace {
 
-const FileChange* find(const ChangeSet& c, const std::string& path) {
-    for (const auto& f : c.files)
-        if (f.path == path) return &f;
-    return nullptr;
-}
-
 bool skipped(const ChangeSet& c, const std::string& needle) {
     for (const auto& s : c.skipped)
         if (s.path.find(needle) != std::string::npos) return true;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "cordon/server/changes/context.hpp"
+#include "cordon/server/changes/diff.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -126,6 +127,14 @@ struct Overlay {
 
 inline bool is_root() {
     return ::geteuid() == 0;
+}
+
+// The change for `path` in a diff, or nullptr.
+inline const cordon::server::changes::FileChange* find(const cordon::server::changes::ChangeSet& c,
+                                                       const std::string& path) {
+    for (const auto& f : c.files)
+        if (f.path == path) return &f;
+    return nullptr;
 }
 
 } // namespace cordon_test
