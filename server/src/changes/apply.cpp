@@ -829,43 +829,39 @@ ApplyRequest apply_request_from_json(const json& params) {
     return req;
 }
 
-ApplyResult apply_changes(const SessionFiles& s, const ApplyRequest& req,
-                          const ApplyOptions& opts) {
+namespace {
+
+// Runs one public entry point, turning a filesystem failure into -32603 naming the step.
+template <class F> auto as_rpc_errors(const char* step, const char* what, F&& fn) {
     try {
-        return apply_changes_unchecked(s, req, opts);
+        return fn();
     } catch (const FsError& e) {
         throw protocol::RpcError(
-            protocol::code::internal_error, std::string("apply changes: ") + e.what(),
-            json{{"step", "apply_changes"}, {"errno", e.err}, {"path", printable_path(e.path)}});
+            protocol::code::internal_error, std::string(what) + ": " + e.what(),
+            json{{"step", step}, {"errno", e.err}, {"path", printable_path(e.path)}});
     }
+}
+
+} // namespace
+
+ApplyResult apply_changes(const SessionFiles& s, const ApplyRequest& req,
+                          const ApplyOptions& opts) {
+    return as_rpc_errors("apply_changes", "apply changes",
+                         [&] { return apply_changes_unchecked(s, req, opts); });
 }
 
 std::vector<std::string> discard_changes_offline(const SessionFiles& s,
                                                  const std::vector<std::string>& paths,
                                                  const Limits& limits) {
-    try {
-        return discard_changes_offline_unchecked(s, paths, limits);
-    } catch (const FsError& e) {
-        throw protocol::RpcError(protocol::code::internal_error,
-                                 std::string("discard changes offline: ") + e.what(),
-                                 json{{"step", "discard_changes_offline"},
-                                      {"errno", e.err},
-                                      {"path", printable_path(e.path)}});
-    }
+    return as_rpc_errors("discard_changes_offline", "discard changes offline",
+                         [&] { return discard_changes_offline_unchecked(s, paths, limits); });
 }
 
 std::vector<std::string> discard_changes_through_view(const SessionFiles& s,
                                                       const std::vector<std::string>& paths,
                                                       const Limits& limits) {
-    try {
-        return discard_changes_through_view_unchecked(s, paths, limits);
-    } catch (const FsError& e) {
-        throw protocol::RpcError(protocol::code::internal_error,
-                                 std::string("discard changes through view: ") + e.what(),
-                                 json{{"step", "discard_changes_through_view"},
-                                      {"errno", e.err},
-                                      {"path", printable_path(e.path)}});
-    }
+    return as_rpc_errors("discard_changes_through_view", "discard changes through view",
+                         [&] { return discard_changes_through_view_unchecked(s, paths, limits); });
 }
 
 } // namespace cordon::server::changes
