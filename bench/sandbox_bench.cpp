@@ -4,6 +4,7 @@
 //   (c) cordon exec of /bin/true over JSON-RPC, warm session
 //   (d) cordon session/create                              (starting a warm sandbox)
 // Targets: (c) <= 1.5x (a), (d) <= 1x (b). Also the server's RSS idle and with 50 sessions.
+// (a) and (c) are sampled alternately, as are (b) and (d), so load hits both sides alike.
 //   sandbox_bench [--iterations N]
 #include "cordon/server/client.hpp"
 
@@ -16,7 +17,9 @@
 #include <spawn.h>
 #include <string>
 #include <sys/wait.h>
+#include <tuple>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 using cordon::server::ServerProcess;
@@ -31,15 +34,33 @@ struct Stats {
     double median_us, p99_us;
 };
 
-template <class F> Stats time_it(int n, F&& f) {
-    std::vector<double> v;
-    for (int i = 0; i < n; ++i) {
-        auto s = Clock::now();
-        f();
-        v.push_back(std::chrono::duration<double, std::micro>(Clock::now() - s).count());
-    }
+Stats stats(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)]};
+}
+
+template <class F> double time_once(F&& f) {
+    auto s = Clock::now();
+    f();
+    return std::chrono::duration<double, std::micro>(Clock::now() - s).count();
+}
+
+template <class F> Stats time_it(int n, F&& f) {
+    std::vector<double> v;
+    for (int i = 0; i < n; ++i)
+        v.push_back(time_once(f));
+    return stats(std::move(v));
+}
+
+// A baseline and the measured operation, alternated sample by sample so that background
+// load (other processes, frequency changes) hits both alike.
+template <class F, class G> std::pair<Stats, Stats> time_pair(int n, F&& base, G&& measured) {
+    std::vector<double> a, b;
+    for (int i = 0; i < n; ++i) {
+        a.push_back(time_once(base));
+        b.push_back(time_once(measured));
+    }
+    return {stats(std::move(a)), stats(std::move(b))};
 }
 
 int spawn_wait(std::vector<std::string> args) {
@@ -83,39 +104,45 @@ int main(int argc, char** argv) {
     fs::create_directories(dir / "ws");
     std::ofstream(dir / "ws/README") << "bench\n";
 
-    Stats bare = time_it(n, [] { spawn_wait({"/bin/true"}); });
     std::string bwrap = fs::exists("/usr/bin/bwrap") ? "/usr/bin/bwrap" : "";
-    Stats bw{0, 0};
-    if (!bwrap.empty()) {
-        if (spawn_wait({bwrap, "--unshare-all", "--ro-bind", "/", "/", "/bin/true"}) != 0) {
-            std::fprintf(stderr, "bwrap cannot run here; (b) not measured\n");
-            bwrap.clear();
-        } else {
-            bw = time_it(std::max(50, n / 5), [&] {
-                spawn_wait({bwrap, "--unshare-all", "--ro-bind", "/", "/", "/bin/true"});
-            });
-        }
-    } else {
+    if (bwrap.empty()) {
         std::fprintf(stderr, "bubblewrap is not installed (apt-get install bubblewrap); (b) not "
                              "measured\n");
+    } else if (spawn_wait({bwrap, "--unshare-all", "--ro-bind", "/", "/", "/bin/true"}) != 0) {
+        std::fprintf(stderr, "bwrap cannot run here; (b) not measured\n");
+        bwrap.clear();
     }
 
     ServerProcess srv(CORDON_EXE, {"--state-dir", (dir / "state").string(), "--log-level", "off"},
                       true);
     srv.initialize();
     long rss_idle = rss_kib(srv.pid());
-    // session/create alone; the sessions are closed (and discarded) after timing.
+    // session/create, alternated with a cold bwrap; the sessions are closed (and discarded)
+    // after timing.
     std::vector<std::string> created;
-    Stats create = time_it(std::max(20, n / 10), [&] {
+    auto create_one = [&] {
         created.push_back(
             srv.result("session/create", {{"workspace", (dir / "ws").string()}})["sessionId"]);
-    });
+    };
+    const int creates = std::max(20, n / 5);
+    Stats bw{0, 0}, create{0, 0};
+    if (!bwrap.empty())
+        std::tie(bw, create) = time_pair(
+            creates,
+            [&] {
+                spawn_wait({bwrap, "--unshare-all", "--ro-bind", "/", "/", "/bin/true"});
+            },
+            create_one);
+    else
+        create = time_it(creates, create_one);
     std::string sid = created.front();
     for (std::size_t i = 1; i < created.size(); ++i)
         srv.result("session/close", {{"sessionId", created[i]}, {"discard", true}});
     json exec_params = {{"sessionId", sid}, {"argv", {"/bin/true"}}};
-    srv.result("exec", exec_params); // warm-up
-    Stats ex = time_it(n, [&] { srv.result("exec", exec_params); });
+    for (int i = 0; i < 20; ++i)
+        srv.result("exec", exec_params); // warm-up
+    auto [bare, ex] = time_pair(
+        n, [] { spawn_wait({"/bin/true"}); }, [&] { srv.result("exec", exec_params); });
 
     for (int i = 0; i < 49; ++i)
         srv.result("session/create", {{"workspace", (dir / "ws").string()}});
