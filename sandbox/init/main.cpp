@@ -14,6 +14,7 @@
 //
 // Every failure is sent back as SetupError{step, errno, path, fix}; nothing runs
 // unsandboxed. Single-threaded throughout.
+#include "../src/raw_syscall.hpp"
 #include "../src/steps.hpp"
 #include "cordon/sandbox/environment.hpp"
 #include "cordon/sandbox/mount_plan.hpp"
@@ -25,8 +26,10 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <memory>
 #include <poll.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -58,22 +61,36 @@ struct Session {
     _exit(1);
 }
 
+using steps::raw_errno;
+using steps::raw_syscall;
+
+// Everything below up to CommandLoop runs in a spare reaper or its payload: in the init's
+// memory (CLONE_VM), so no allocation, no locks, and raw syscalls only (errno is the
+// init's). The only libc calls left are vfork() and snprintf() into stack buffers.
+
 void write_all(int fd, const char* data, std::size_t len) {
     while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR) continue;
+        long n = raw_syscall(SYS_write, fd, reinterpret_cast<long>(data), static_cast<long>(len));
+        if (n == -EINTR) continue;
         if (n <= 0) return;
         data += n;
         len -= static_cast<std::size_t>(n);
     }
 }
 
+[[noreturn]] void exit_now(int code) {
+    for (;;)
+        raw_syscall(SYS_exit_group, code);
+}
+
 // Status pipe records, child -> init: 'E' u16 length + text (could not start), then
 // 'S' + int (wait status of the payload, written by the reaper).
 void record_error(int fd, const char* what, const char* arg, int err) {
     char buf[512];
-    int n = *arg ? snprintf(buf + 3, sizeof(buf) - 3, "%s %s: %s", what, arg, strerror(err))
-                 : snprintf(buf + 3, sizeof(buf) - 3, "%s: %s", what, strerror(err));
+    const char* text = strerrordesc_np(err); // untranslated: no locale lookup, no lock
+    if (!text) text = "unknown error";
+    int n = *arg ? snprintf(buf + 3, sizeof(buf) - 3, "%s %s: %s", what, arg, text)
+                 : snprintf(buf + 3, sizeof(buf) - 3, "%s: %s", what, text);
     if (n < 0) return;
     std::uint16_t len = static_cast<std::uint16_t>(std::min(n, 508));
     buf[0] = 'E';
@@ -81,6 +98,13 @@ void record_error(int fd, const char* what, const char* arg, int err) {
     write_all(fd, buf, 3u + len);
 }
 
+int unblock_all_signals() {
+    std::uint64_t none = 0;
+    return raw_errno(raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&none), 0,
+                                 sizeof(none)));
+}
+
+// Everything a command needs, built by the init before it is handed to a spare.
 struct Prepared {
     std::vector<std::string> argv_s, env_s, path_dirs; // path_dirs: PATH candidates for argv[0]
     std::vector<char*> argv, env;
@@ -88,57 +112,45 @@ struct Prepared {
     Limits limits;
 };
 
-// The payload: last steps before exec, in the order of DESIGN decision 6.
-[[noreturn]] void run_payload(const Session& s, Prepared& p, const int stdio[3], int status_fd) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    setsid(); // no controlling terminal: TIOCSTI has nothing to push into
+// The payload: per-command steps, then exec. The spare it was vforked from has already
+// done the hardening of DESIGN decision 6 (caps, no_new_privs, Landlock, seccomp), which
+// the payload inherits.
+[[noreturn]] void run_payload(const Prepared& p, const int stdio[3], int status_fd) {
+    unblock_all_signals();
+    raw_syscall(SYS_setsid); // no controlling terminal: TIOCSTI has nothing to push into
     for (int i = 0; i < 3; ++i) {
-        if (dup2(stdio[i], i) < 0) {
-            record_error(status_fd, "stdio", "", errno);
-            _exit(126);
+        if (int e = raw_errno(raw_syscall(SYS_dup2, stdio[i], i))) {
+            record_error(status_fd, "stdio", "", e);
+            exit_now(126);
         }
     }
-    syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
-    if (chdir(p.cwd.c_str()) != 0) {
-        record_error(status_fd, "chdir", p.cwd.c_str(), errno);
-        _exit(126);
+    raw_syscall(SYS_close_range, 3, ~0u, 4 /* CLOSE_RANGE_CLOEXEC */);
+    if (int e = raw_errno(raw_syscall(SYS_chdir, reinterpret_cast<long>(p.cwd.c_str())))) {
+        record_error(status_fd, "chdir", p.cwd.c_str(), e);
+        exit_now(126);
     }
-    umask(022);
+    raw_syscall(SYS_umask, 022);
     if (int e = steps::apply_limits(p.limits)) {
         record_error(status_fd, "rlimit", "", e);
-        _exit(126);
-    }
-    if (int e = steps::drop_capabilities()) {
-        record_error(status_fd, "capabilities", "", e);
-        _exit(126);
-    }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        record_error(status_fd, "no_new_privs", "", errno);
-        _exit(126);
-    }
-    if (int e = steps::apply_landlock(s.landlock)) {
-        record_error(status_fd, "landlock", "", e);
-        _exit(126);
-    }
-    if (int e = steps::apply_seccomp_payload(s.seccomp)) {
-        record_error(status_fd, "seccomp", "", e);
-        _exit(126);
+        exit_now(126);
     }
     const char* file = p.argv[0];
+    auto exec = [&p](const char* path) {
+        return raw_errno(raw_syscall(SYS_execve, reinterpret_cast<long>(path),
+                                     reinterpret_cast<long>(p.argv.data()),
+                                     reinterpret_cast<long>(p.env.data())));
+    };
     int err = ENOENT;
     if (std::strchr(file, '/')) {
-        execve(file, p.argv.data(), p.env.data());
-        err = errno;
+        err = exec(file);
     } else {
         bool eacces = false;
         for (const auto& full : p.path_dirs) { // already "<dir>/<file>": no allocation here
-            execve(full.c_str(), p.argv.data(), p.env.data());
-            if (errno == EACCES)
+            int e = exec(full.c_str());
+            if (e == EACCES)
                 eacces = true;
-            else if (errno != ENOENT && errno != ENOTDIR) {
-                err = errno;
+            else if (e != ENOENT && e != ENOTDIR) {
+                err = e;
                 break;
             }
         }
@@ -146,55 +158,47 @@ struct Prepared {
     }
     record_error(status_fd, "exec", file, err);
     char msg[512];
-    int n = snprintf(msg, sizeof(msg), "cordon: %s: %s\n", file, strerror(err));
+    int n = snprintf(msg, sizeof(msg), "cordon: %s: %s\n", file, strerrordesc_np(err));
     if (n > 0) write_all(2, msg, static_cast<std::size_t>(std::min(n, 511)));
-    _exit(err == ENOENT ? 127 : 126);
+    exit_now(err == ENOENT ? 127 : 126);
 }
 
 // pid 1 of the command's own pid namespace: runs the payload, and when it exits kills
 // whatever it left behind (daemons, double forks, setsid) and reports its wait status.
-[[noreturn]] void run_reaper(const Session& s, Prepared& p, const int stdio[3], int status_fd) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    steps::limit_pid_namespace(steps::sysctl_kernel_dir(), p.limits.max_processes); // see probe
+// The status record is written once the namespace is empty and before this process
+// exits, so the init can answer without waiting for the reaper's own exit.
+[[noreturn]] void run_reaper(const Prepared& p, const int stdio[3], int status_fd) {
     // vfork: the reaper has nothing to do until the payload has exec'd, and the payload's
-    // steps are syscalls on prepared data (no allocation), so sharing memory is safe and
-    // saves copying the page tables on every command.
+    // steps are syscalls on prepared data, so sharing memory is safe and copies nothing.
     pid_t payload = vfork();
-    if (payload == 0) run_payload(s, p, stdio, status_fd);
+    if (payload == 0) run_payload(p, stdio, status_fd);
     if (payload < 0) {
-        record_error(status_fd, "fork", "", errno);
-        _exit(1);
+        record_error(status_fd, "fork", "", ENOMEM);
+        exit_now(1);
     }
     // Keep only the status pipe: the stdio pipes must reach EOF when the tree is gone.
-    if (status_fd != 3) dup2(status_fd, 3);
-    constexpr int kStatusFd = 3;
-    syscall(SYS_close_range, 4u, ~0u, 0u);
     for (int i = 0; i < 3; ++i)
-        close(i);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+        raw_syscall(SYS_close, stdio[i]);
+    unblock_all_signals();
     int main_status = 0;
     for (;;) {
-        int st;
-        pid_t w = waitpid(-1, &st, 0);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            break; // ECHILD: the namespace is empty
-        }
+        int st = 0;
+        long w = raw_syscall(SYS_wait4, -1, reinterpret_cast<long>(&st), 0, 0);
+        if (w == -EINTR) continue;
+        if (w < 0) break; // ECHILD: the namespace is empty
         if (w == payload) {
             main_status = st;
-            kill(-1, SIGKILL);
+            raw_syscall(SYS_kill, -1, SIGKILL);
         }
     }
     char rec[1 + sizeof(int)];
     rec[0] = 'S';
     std::memcpy(rec + 1, &main_status, sizeof(int));
-    write_all(kStatusFd, rec, sizeof(rec));
-    _exit(0);
+    write_all(status_fd, rec, sizeof(rec));
+    exit_now(0);
 }
 
-// Everything the payload needs, built before vfork (no allocation after it).
+// Built by the init (which may allocate) before the job goes to a spare.
 void prepare(const Session& s, const ExecRequest& req, Prepared& p) {
     p.argv_s = req.argv;
     EnvironmentBase base;
@@ -221,37 +225,100 @@ void prepare(const Session& s, const ExecRequest& req, Prepared& p) {
     p.limits = req.limits;
 }
 
-// A reaper made ahead of time (clone(CLONE_NEWPID) is ~15% of an exec): it waits for one
-// job - the ExecRequest, its 3 stdio fds and the status pipe - on its own socket, then
-// becomes that command's reaper. Keeps only the fds it needs.
-[[noreturn]] void run_spare(const Session& s, int job_fd) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    int keep[] = {job_fd, s.landlock.fd, steps::sysctl_kernel_dir()};
+// The hardening every payload gets, in the order of DESIGN decision 6, done by the spare
+// before it has a job: each payload inherits it through vfork, so none of it is on the
+// path of an exec. Returns the failed step, or nullptr.
+const char* harden_spare(const Session& s, int& err) {
+    if ((err = steps::drop_capabilities())) return "capabilities";
+    if ((err = raw_errno(raw_syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1)))) return "no_new_privs";
+    if ((err = steps::apply_landlock(s.landlock))) return "landlock";
+    if (s.landlock.fd >= 0) raw_syscall(SYS_close, s.landlock.fd);
+    if ((err = steps::apply_seccomp_payload(s.seccomp))) return "seccomp";
+    return nullptr;
+}
+
+// A spare: the next command's reaper, made ahead of time in its own pid namespace. Owned
+// by the init; the stack and the job stay allocated until the spare has been reaped.
+struct Spare {
+    const Session* session = nullptr;
+    int job_fd = -1; // the spare's end (in its own fd table)
+    void* stack = nullptr;
+    std::size_t stack_size = 0;
+    Prepared job; // filled by the init before it sends the go-ahead
+
+    Spare() = default;
+    Spare(const Spare&) = delete;
+    Spare& operator=(const Spare&) = delete;
+    ~Spare() { // only once the spare is gone (reaped, or never started)
+        if (stack) munmap(stack, stack_size);
+    }
+};
+
+// What the init sends a spare: which job (by address: same memory), with the 3 stdio fds
+// and the status pipe's write end attached.
+struct JobMessage {
+    const Prepared* job;
+};
+
+// The spare's life (clone(CLONE_VM | CLONE_NEWPID)): harden itself, wait for one job, then
+// become that command's reaper. clone() and the hardening are most of what a sandboxed
+// exec costs beyond fork+exec, and none of it is on the exec's path. A hardening failure
+// is reported to the job as the command's error: nothing runs without it.
+int run_spare(void* arg) {
+    const Spare& spare = *static_cast<const Spare*>(arg);
+    const Session& s = *spare.session;
+    const int job_fd = spare.job_fd;
+    raw_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    // Before the capabilities go: opening this namespace's pid_max needs CAP_SYS_ADMIN
+    // (fails harmlessly before Linux 6.14, see the note at startup); written per job.
+    const int pid_max = steps::open_pid_max(steps::sysctl_kernel_dir());
+    int keep[] = {job_fd, s.landlock.fd, pid_max};
     std::sort(std::begin(keep), std::end(keep));
     unsigned from = 3;
     for (int k : keep) {
         if (k < 0) continue;
-        if (static_cast<unsigned>(k) > from) syscall(SYS_close_range, from, k - 1u, 0u);
+        if (static_cast<unsigned>(k) > from) raw_syscall(SYS_close_range, from, k - 1, 0);
         from = static_cast<unsigned>(k) + 1;
     }
-    syscall(SYS_close_range, from, ~0u, 0u);
-    std::vector<int> fds;
-    int err = 0;
-    auto bytes = wire::recv_datagram(job_fd, fds, err);
-    close(job_fd);
-    if (!bytes) _exit(0); // the init is gone or dropped the spare
-    auto msg = wire::decode_control(*bytes);
-    if (!msg || !std::holds_alternative<ExecRequest>(*msg) || fds.size() != 4) _exit(1);
-    Prepared p;
-    prepare(s, std::get<ExecRequest>(*msg), p);
-    int stdio[3] = {fds[0], fds[1], fds[2]};
-    run_reaper(s, p, stdio, fds[3]);
+    raw_syscall(SYS_close_range, from, ~0u, 0);
+    int harden_err = 0;
+    const char* failed = harden_spare(s, harden_err);
+
+    JobMessage m{};
+    iovec iov{&m, sizeof(m)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    long n;
+    do {
+        n = raw_syscall(SYS_recvmsg, job_fd, reinterpret_cast<long>(&msg), MSG_CMSG_CLOEXEC);
+    } while (n == -EINTR);
+    if (n != static_cast<long>(sizeof(m))) exit_now(0); // the init is gone or dropped us
+    int fds[4] = {-1, -1, -1, -1};
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(fds)) || !m.job)
+        exit_now(1);
+    std::memcpy(fds, CMSG_DATA(c), sizeof(fds));
+    raw_syscall(SYS_close, job_fd);
+    if (failed) {
+        record_error(fds[3], failed, "", harden_err);
+        exit_now(126);
+    }
+    if (pid_max >= 0) {
+        steps::limit_pid_namespace(pid_max, m.job->limits.max_processes);
+        raw_syscall(SYS_close, pid_max);
+    }
+    run_reaper(*m.job, fds, fds[3]);
 }
 
 struct Running {
-    std::uint64_t id;
-    int status_fd;
+    std::uint64_t id = 0;
     bool killed = false;
+    bool answered = false;        // ExecExited already sent
+    std::unique_ptr<Spare> spare; // its stack and job, freed once reaped
 };
 
 class CommandLoop {
@@ -277,7 +344,7 @@ class CommandLoop {
                 reap();
             }
             if (pfds[0].revents & (POLLIN | POLLHUP | POLLERR)) on_control();
-            if (spare_pid_ < 0) make_spare(); // off the critical path of the next exec
+            if (!spare_) make_spare(); // off the critical path of the next exec
         }
     }
 
@@ -320,54 +387,71 @@ class CommandLoop {
         send_control(s_.control, done);
     }
 
+    // Hands the command to the spare. The init keeps none of its fds: the reaper writes the
+    // outcome straight to the status pipe, and the stdio pipes reach EOF with the tree.
     void start(const ExecRequest& req, const std::vector<int>& fds) {
-        if (fds.size() != 3) return fail(req.id, "exec: expected 3 fds (stdin, stdout, stderr)");
+        if (fds.size() != 4)
+            return fail(req.id, "exec: expected 4 fds (stdin, stdout, stderr, status)");
         if (req.argv.empty() || req.argv[0].empty()) return fail(req.id, "exec: empty argv");
-        int sp[2];
-        if (pipe2(sp, O_CLOEXEC) != 0) return fail(req.id, std::string("pipe: ") + strerror(errno));
-        if (spare_pid_ < 0) make_spare();
-        if (spare_pid_ < 0) {
-            close(sp[0]);
-            close(sp[1]);
-            return fail(req.id, std::string("clone: ") + strerror(spare_errno_));
-        }
-        int e = wire::send_datagram(spare_fd_, wire::encode(ControlMessage{req}),
-                                    {fds[0], fds[1], fds[2], sp[1]});
-        close(sp[1]);
-        close(spare_fd_);
+        if (!spare_) make_spare();
+        if (!spare_) return fail(req.id, std::string("clone: ") + strerror(spare_errno_));
+        std::unique_ptr<Spare> spare = std::move(spare_);
         const pid_t pid = spare_pid_;
-        spare_fd_ = -1;
+        const int job_fd = spare_fd_;
         spare_pid_ = -1;
+        spare_fd_ = -1;
+        prepare(s_, req, spare->job); // before the go-ahead: the spare reads it from here on
+        JobMessage m{&spare->job};
+        int e = wire::send_datagram(job_fd, std::string_view(reinterpret_cast<char*>(&m), sizeof m),
+                                    fds);
+        close(job_fd);
+        Running r;
+        r.id = req.id;
+        r.spare = std::move(spare); // freed when reaped, whatever happens next
+        r.answered = e != 0;        // answered below; reap() only frees it
+        running_[pid] = std::move(r);
         if (e) {
             kill(pid, SIGKILL);
-            close(sp[0]);
             return fail(req.id, std::string("dispatch: ") + strerror(e));
         }
-        running_[pid] = Running{req.id, sp[0]};
-        send_control(s_.control, ExecStarted{req.id});
     }
 
     void make_spare() {
+        constexpr std::size_t kStack = 256 * 1024; // a guard page at the bottom
+        auto spare = std::make_unique<Spare>();
+        spare->session = &s_;
+        void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+        if (stack == MAP_FAILED) {
+            spare_errno_ = errno;
+            return;
+        }
+        spare->stack = stack;
+        spare->stack_size = kStack;
+        mprotect(stack, static_cast<std::size_t>(sysconf(_SC_PAGESIZE)), PROT_NONE);
         int js[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, js) != 0) {
             spare_errno_ = errno;
             return;
         }
-        long pid = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
-        if (pid == 0) {
-            close(js[0]);
-            run_spare(s_, js[1]);
-        }
+        spare->job_fd = js[1];
+        // CLONE_VM: the spare shares this memory (see raw_syscall.hpp), so making one copies
+        // no page tables and its exit tears none down. Its fd table is its own.
+        pid_t pid = clone(run_spare, static_cast<char*>(stack) + kStack,
+                          CLONE_VM | CLONE_NEWPID | SIGCHLD, spare.get());
         close(js[1]);
         if (pid < 0) {
             spare_errno_ = errno;
             close(js[0]);
             return;
         }
-        spare_pid_ = static_cast<pid_t>(pid);
+        spare_ = std::move(spare);
+        spare_pid_ = pid;
         spare_fd_ = js[0];
     }
 
+    // A reaper that wrote the outcome exits 0; any other end (killed, could not start) is
+    // answered here, so every command gets exactly one outcome.
     void reap() {
         for (;;) {
             int st;
@@ -377,49 +461,28 @@ class CommandLoop {
                 close(spare_fd_);
                 spare_fd_ = -1;
                 spare_pid_ = -1;
+                spare_.reset();
                 continue;
             }
             auto it = running_.find(pid);
             if (it == running_.end()) continue;
-            Running r = it->second;
+            const Running& r = it->second;
+            const bool reported = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+            if (!reported && !r.answered) {
+                ExecExited done;
+                done.id = r.id;
+                done.wait_status = WIFSIGNALED(st) ? SIGKILL : st;
+                if (r.killed) done.reason = "killed";
+                send_control(s_.control, done);
+            }
             running_.erase(it);
-            ExecExited done;
-            done.id = r.id;
-            done.wait_status = SIGKILL; // the reaper died without a record: killed
-            char buf[1024];
-            ssize_t n = read(r.status_fd, buf, sizeof(buf));
-            close(r.status_fd);
-            bool have_status = false;
-            for (ssize_t i = 0; i < n;) {
-                if (buf[i] == 'E' && i + 3 <= n) {
-                    std::uint16_t len;
-                    std::memcpy(&len, buf + i + 1, 2);
-                    if (i + 3 + len > n) break;
-                    done.error.assign(buf + i + 3, len);
-                    i += 3 + len;
-                } else if (buf[i] == 'S' && i + 1 + static_cast<ssize_t>(sizeof(int)) <= n) {
-                    std::memcpy(&done.wait_status, buf + i + 1, sizeof(int));
-                    have_status = true;
-                    i += 1 + sizeof(int);
-                } else {
-                    break;
-                }
-            }
-            if (r.killed)
-                done.reason = "killed";
-            else if (!have_status && !WIFSIGNALED(st))
-                done.wait_status = st;
-            if (WIFSIGNALED(done.wait_status) && done.reason.empty()) {
-                if (WTERMSIG(done.wait_status) == SIGXCPU) done.reason = "cpu-limit";
-                if (WTERMSIG(done.wait_status) == SIGXFSZ) done.reason = "file-size-limit";
-            }
-            send_control(s_.control, done);
         }
     }
 
     Session& s_;
     std::map<pid_t, Running> running_;
-    pid_t spare_pid_ = -1; // the next command's reaper, already in its pid namespace
+    std::unique_ptr<Spare> spare_; // the next command's reaper, already in its pid namespace
+    pid_t spare_pid_ = -1;
     int spare_fd_ = -1;
     int spare_errno_ = 0;
 };

@@ -3,6 +3,7 @@
 // only beneath the workspace, /tmp, the private home, /dev/shm, the policy's allow_write and
 // the few /dev nodes. Every right the running kernel's ABI knows is handled; abstract unix
 // sockets and signals are scoped to the payload's domain from ABI 6.
+#include "raw_syscall.hpp"
 #include "steps.hpp"
 
 #include <cerrno>
@@ -91,7 +92,7 @@ std::variant<LandlockRuleset, SetupError> build_landlock(const std::vector<std::
 
 int apply_landlock(const LandlockRuleset& rs) {
     if (rs.fd < 0) return 0;
-    return syscall(SYS_landlock_restrict_self, rs.fd, 0) == 0 ? 0 : errno;
+    return raw_errno(raw_syscall(SYS_landlock_restrict_self, rs.fd, 0)); // errno untouched
 }
 
 } // namespace cordon::sandbox::steps

@@ -1,5 +1,7 @@
 // Per-command resource limits (rlimits; cgroup v2 is not used, see docs/sandbox.md) and the
-// capability drop. Both run in the forked payload, between fork and exec: no allocation.
+// capability drop. Both run in a spare reaper or its payload, which share the init's memory:
+// no allocation, and raw syscalls that leave errno alone (raw_syscall.hpp).
+#include "raw_syscall.hpp"
 #include "steps.hpp"
 
 #include <cerrno>
@@ -17,7 +19,7 @@ namespace {
 constexpr std::uint32_t kDefaultMaxProcesses = 4096;
 int set(int resource, std::uint64_t value) {
     rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
-    return setrlimit(resource, &rl) == 0 ? 0 : errno;
+    return raw_errno(raw_syscall(SYS_prlimit64, 0, resource, reinterpret_cast<long>(&rl), 0));
 }
 } // namespace
 
@@ -38,18 +40,21 @@ int apply_limits(const Limits& l) {
     return set(RLIMIT_CORE, 1);
 }
 
-int limit_pid_namespace(int dir, std::uint32_t max_processes) {
-    if (dir < 0) return EBADF;
+int open_pid_max(int dir) {
+    if (dir < 0) return -EBADF;
+    return static_cast<int>(
+        raw_syscall(SYS_openat, dir, reinterpret_cast<long>("pid_max"), O_WRONLY | O_CLOEXEC));
+}
+
+int limit_pid_namespace(int fd, std::uint32_t max_processes) {
+    if (fd < 0) return EBADF;
     // pid allocation wraps to 300 (RESERVED_PIDS) in a namespace: keep that much headroom
     // so a long build's sequential forks never run out of numbers.
     const std::uint64_t value = 300ull + (max_processes ? max_processes : kDefaultMaxProcesses);
-    int fd = openat(dir, "pid_max", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
     char buf[24];
     int n = snprintf(buf, sizeof(buf), "%llu", static_cast<unsigned long long>(value));
-    int e = write(fd, buf, static_cast<std::size_t>(n)) == n ? 0 : errno;
-    close(fd);
-    return e;
+    long rc = raw_syscall(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, 0);
+    return rc == n ? 0 : (raw_errno(rc) ? raw_errno(rc) : EIO);
 }
 
 bool kernel_at_least(int major, int minor) {
@@ -62,17 +67,17 @@ bool kernel_at_least(int major, int minor) {
 
 int drop_capabilities() {
     for (int cap = 0; cap < 64; ++cap) {
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
-            if (errno == EINVAL) break; // past CAP_LAST_CAP
-            return errno;
+        if (int e = raw_errno(raw_syscall(SYS_prctl, PR_CAPBSET_DROP, cap))) {
+            if (e == EINVAL) break; // past CAP_LAST_CAP
+            return e;
         }
     }
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
-        return errno;
+    int e = raw_errno(raw_syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL));
+    if (e && e != EINVAL) return e;
     __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2] = {};
-    if (syscall(SYS_capset, &hdr, data) != 0) return errno;
-    return 0;
+    return raw_errno(
+        raw_syscall(SYS_capset, reinterpret_cast<long>(&hdr), reinterpret_cast<long>(data)));
 }
 
 } // namespace cordon::sandbox::steps

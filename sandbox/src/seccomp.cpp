@@ -5,6 +5,7 @@
 //     kernel truncates the command, so 2^32+TIOCSTI is caught too), clone with any
 //     CLONE_NEW* flag, socket families other than AF_UNIX/AF_INET/AF_INET6.
 // The kernel runs both and keeps the most restrictive verdict.
+#include "raw_syscall.hpp"
 #include "steps.hpp"
 
 #include <cerrno>
@@ -539,7 +540,9 @@ std::optional<SeccompProgram> deserialize_seccomp(const std::vector<std::string>
 namespace {
 int attach(const std::vector<sock_filter>& f) {
     sock_fprog fp{static_cast<unsigned short>(f.size()), const_cast<sock_filter*>(f.data())};
-    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) == 0 ? 0 : errno;
+    // Raw: a spare reaper attaches the payload filter in the init's memory (errno untouched).
+    return raw_errno(
+        raw_syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, reinterpret_cast<long>(&fp)));
 }
 } // namespace
 

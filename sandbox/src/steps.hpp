@@ -84,8 +84,11 @@ int apply_limits(const Limits& limits); // returns 0 or errno
 // Caps the calling pid namespace (the caller is its pid 1) so at most about
 // `max_processes` + 300 pids exist in it: a fork-bomb bound that also holds for uid 0,
 // where RLIMIT_NPROC does not apply. Needs Linux >= 6.14 (per-namespace pid_max).
-int limit_pid_namespace(int sysctl_kernel_dir, std::uint32_t max_processes);
-bool kernel_at_least(int major, int minor); // from uname(2)
-int drop_capabilities();                    // bounding, ambient, effective/permitted/inheritable
+// In two steps: the open needs CAP_SYS_ADMIN over the namespace, the write does not, so
+// a spare reaper opens before dropping its capabilities and writes once it has a job.
+int open_pid_max(int sysctl_kernel_dir);                              // returns an fd, or -errno
+int limit_pid_namespace(int pid_max_fd, std::uint32_t max_processes); // returns 0 or errno
+bool kernel_at_least(int major, int minor);                           // from uname(2)
+int drop_capabilities(); // bounding, ambient, effective/permitted/inheritable
 
 } // namespace cordon::sandbox::steps

@@ -1,9 +1,11 @@
 #include "cordon/sandbox/wire.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <memory>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace cordon::sandbox::wire {
@@ -12,7 +14,7 @@ namespace {
 enum Tag : std::uint8_t {
     kExecRequest = 1,
     kKillRequest = 2,
-    kExecStarted = 3,
+    // 3 was ExecStarted (no longer sent: nothing needed it)
     kExecExited = 4,
     kSpec = 0x10,
     kReady = 0x11,
@@ -161,9 +163,6 @@ std::string encode(const ControlMessage& msg) {
             } else if constexpr (std::is_same_v<M, KillRequest>) {
                 w.u8(kKillRequest);
                 w.u64(m.id);
-            } else if constexpr (std::is_same_v<M, ExecStarted>) {
-                w.u8(kExecStarted);
-                w.u64(m.id);
             } else {
                 w.u8(kExecExited);
                 w.u64(m.id);
@@ -190,11 +189,6 @@ std::optional<ControlMessage> decode_control(std::string_view bytes) {
     }
     case kKillRequest: {
         KillRequest m;
-        m.id = r.u64();
-        return finish<ControlMessage>(r, m);
-    }
-    case kExecStarted: {
-        ExecStarted m;
         m.id = r.u64();
         return finish<ControlMessage>(r, m);
     }
@@ -407,6 +401,39 @@ std::string SetupError::message() const {
     if (!path.empty()) m += " (" + path + ")";
     if (!fix.empty()) m += "; fix: " + fix;
     return m;
+}
+
+std::optional<ExecExited> StatusReader::feed(std::string_view bytes) {
+    buf_.append(bytes);
+    std::size_t i = 0;
+    std::optional<ExecExited> out;
+    while (i < buf_.size() && !out) {
+        if (buf_[i] == 'E' && i + 3 <= buf_.size()) {
+            std::uint16_t len;
+            std::memcpy(&len, buf_.data() + i + 1, 2);
+            if (i + 3 + len > buf_.size()) break;
+            error_.assign(buf_, i + 3, len);
+            i += 3 + len;
+        } else if (buf_[i] == 'S' && i + 1 + sizeof(int) <= buf_.size()) {
+            ExecExited done;
+            std::memcpy(&done.wait_status, buf_.data() + i + 1, sizeof(int));
+            done.reason = limit_reason(done.wait_status);
+            done.error = error_;
+            out = std::move(done);
+            i += 1 + sizeof(int);
+        } else {
+            break;
+        }
+    }
+    buf_.erase(0, i);
+    return out;
+}
+
+std::string limit_reason(int wait_status) {
+    if (!WIFSIGNALED(wait_status)) return "";
+    if (WTERMSIG(wait_status) == SIGXCPU) return "cpu-limit";
+    if (WTERMSIG(wait_status) == SIGXFSZ) return "file-size-limit";
+    return "";
 }
 
 } // namespace cordon::sandbox

@@ -91,7 +91,8 @@ struct Session::Running {
     }
     asio::steady_timer done;
     std::optional<sandbox::ExecExited> exited;
-    std::string failure; // the sandbox died under the command
+    sandbox::StatusReader status; // the status pipe's records
+    std::string failure;          // the sandbox died under the command
     bool cancelled_by_close = false;
     json request_id;                 // the exec call's JSON-RPC id
     json violations = json::array(); // reported while the command ran
@@ -330,7 +331,7 @@ asio::awaitable<void> Session::control_loop() {
             }
             if (auto* ex = std::get_if<sandbox::ExecExited>(&*msg)) {
                 auto it = running_.find(ex->id);
-                if (it != running_.end()) {
+                if (it != running_.end() && !it->second->exited) {
                     it->second->exited = *ex;
                     it->second->done.cancel();
                 }
@@ -356,10 +357,11 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
     if (p.timeout_ms) req.limits.timeout_ms = *p.timeout_ms;
     std::uint64_t cap = p.max_output_bytes.value_or(spec_.limits.max_output_bytes);
 
-    Fd in_r, in_w, out_r, out_w, err_r, err_w;
+    Fd in_r, in_w, out_r, out_w, err_r, err_w, st_r, st_w;
     make_pipe(in_r, in_w);
     make_pipe(out_r, out_w);
     make_pipe(err_r, err_w);
+    make_pipe(st_r, st_w); // the outcome, straight from the command's reaper
     auto before = snapshot_upper(upper_dir());
 
     auto run = std::make_shared<Running>(io_);
@@ -371,14 +373,15 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
         ~Erase() { s->running_.erase(id); }
     } erase{this, req.id};
 
-    if (int e =
-            sandbox::send_control(control_->native_handle(), req, {in_r.fd, out_w.fd, err_w.fd})) {
+    if (int e = sandbox::send_control(control_->native_handle(), req,
+                                      {in_r.fd, out_w.fd, err_w.fd, st_w.fd})) {
         throw RpcError(code::internal_error,
                        std::string("cannot reach the sandbox init: ") + std::strerror(e));
     }
     in_r.reset();
     out_w.reset();
     err_w.reset();
+    st_w.reset();
 
     // The command runs to completion in its own coroutine, untouched by cancellation of
     // this one: cancelling only sends the kill, and the result is still collected.
@@ -395,6 +398,7 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
     auto stdin_pipe = std::make_shared<asio::posix::stream_descriptor>(io_, in_w.release());
     auto out_pipe = std::make_shared<asio::posix::stream_descriptor>(io_, out_r.release());
     auto err_pipe = std::make_shared<asio::posix::stream_descriptor>(io_, err_r.release());
+    auto status_pipe = std::make_shared<asio::posix::stream_descriptor>(io_, st_r.release());
     std::string stdin_data = p.stdin_data.value_or("");
     const std::uint64_t exec_id = req.id;
     const auto timeout = std::chrono::milliseconds(req.limits.timeout_ms);
@@ -434,6 +438,26 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
         boost::system::error_code ec;
         pipe->close(ec);
     };
+    // The reaper's status record; without one (killed, could not start) the init sends
+    // ExecExited instead, and an 'E' record read here still gives the reason.
+    auto read_status = [run, status_pipe]() -> asio::awaitable<void> {
+        char buf[512];
+        for (;;) {
+            boost::system::error_code ec;
+            std::size_t n = co_await status_pipe->async_read_some(
+                asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) break;
+            if (auto done = run->status.feed({buf, n})) {
+                if (!run->exited) {
+                    run->exited = std::move(*done);
+                    run->done.cancel();
+                }
+                break;
+            }
+        }
+        boost::system::error_code ec;
+        status_pipe->close(ec);
+    };
     auto wait_exit = [this, run, st, exec_id, timeout]() -> asio::awaitable<void> {
         boost::system::error_code ec;
         run->done.expires_after(timeout);
@@ -450,7 +474,7 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
     };
     auto body = [=, &st = *st]() -> asio::awaitable<void> {
         co_await (feed_stdin() && drain(out_pipe, st.out, "stdout") &&
-                  drain(err_pipe, st.err, "stderr") && wait_exit());
+                  drain(err_pipe, st.err, "stderr") && read_status() && wait_exit());
     };
     asio::co_spawn(io_, body(), [st](std::exception_ptr) {
         st->complete = true;
@@ -488,7 +512,8 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
             throw RpcError(code::internal_error, "command lost: " + run->failure);
         }
     } else {
-        const auto& ex = *run->exited;
+        auto ex = *run->exited;
+        if (ex.error.empty()) ex.error = run->status.error();
         // A failed execve is the command's own failure (exit 126/127 and a message on its
         // stderr, as a shell reports it); any earlier step failing means no sandbox.
         if (!ex.error.empty() && ex.error.rfind("exec ", 0) != 0)

@@ -197,7 +197,7 @@ TEST_CASE("bad requests get an ExecExited with an error, the session lives on",
         REQUIRE(msg);
     } while (!std::holds_alternative<ExecExited>(*msg));
     CHECK(std::get<ExecExited>(*msg).id == 999);
-    CHECK(std::get<ExecExited>(*msg).error.find("3 fds") != std::string::npos);
+    CHECK(std::get<ExecExited>(*msg).error.find("4 fds") != std::string::npos);
     // Killing an unknown id is harmless; the session still runs commands.
     sb.kill(12345);
     CHECK(sb.run({"/bin/echo", "still"}).out == "still\n");

@@ -162,6 +162,7 @@ TestSandbox::~TestSandbox() {
     for (auto& [id, p] : pending_) {
         if (p.out >= 0) close(p.out);
         if (p.err >= 0) close(p.err);
+        if (p.status >= 0) close(p.status);
     }
     for (int f : init_.listener_fds)
         close(f);
@@ -178,8 +179,9 @@ std::string TestSandbox::attack_path() const {
 }
 
 std::uint64_t TestSandbox::spawn(const std::vector<std::string>& argv, const RunOptions& opts) {
-    int in[2], out[2], err[2];
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
+    int in[2], out[2], err[2], status[2];
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
+        pipe2(status, O_CLOEXEC))
         throw std::runtime_error("pipe");
     ExecRequest req;
     req.id = next_id_++;
@@ -187,10 +189,11 @@ std::uint64_t TestSandbox::spawn(const std::vector<std::string>& argv, const Run
     req.env = opts.env;
     req.cwd = opts.cwd.empty() ? spec_.workspace : opts.cwd;
     req.limits = opts.limits;
-    int rc = send_control(init_.control_fd, req, {in[0], out[1], err[1]});
+    int rc = send_control(init_.control_fd, req, {in[0], out[1], err[1], status[1]});
     close(in[0]);
     close(out[1]);
     close(err[1]);
+    close(status[1]);
     if (rc != 0) throw std::runtime_error("send_control: " + std::string(strerror(rc)));
     if (!opts.stdin_data.empty()) {
         // Small inputs only (fits in the pipe buffer).
@@ -200,20 +203,29 @@ std::uint64_t TestSandbox::spawn(const std::vector<std::string>& argv, const Run
     Pending& p = pending_[req.id];
     p.out = out[0];
     p.err = err[0];
+    p.status = status[0];
     return req.id;
 }
 
 void TestSandbox::pump(int timeout_ms) {
     std::vector<pollfd> pfds{{init_.control_fd, POLLIN, 0}};
     std::vector<std::pair<int*, std::string*>> targets;
+    std::vector<Pending*> status_of; // per pfds entry past the control socket; null: output
     for (auto& [id, p] : pending_) {
+        if (p.status >= 0) {
+            pfds.push_back({p.status, POLLIN, 0});
+            targets.push_back({&p.status, nullptr});
+            status_of.push_back(&p);
+        }
         if (p.out >= 0) {
             pfds.push_back({p.out, POLLIN, 0});
             targets.push_back({&p.out, &p.result.out});
+            status_of.push_back(nullptr);
         }
         if (p.err >= 0) {
             pfds.push_back({p.err, POLLIN, 0});
             targets.push_back({&p.err, &p.result.err});
+            status_of.push_back(nullptr);
         }
     }
     if (poll(pfds.data(), pfds.size(), timeout_ms) <= 0) return;
@@ -226,10 +238,12 @@ void TestSandbox::pump(int timeout_ms) {
         if (!msg) throw std::runtime_error("control socket closed: " + std::string(strerror(err)));
         if (auto* done = std::get_if<ExecExited>(&*msg)) {
             Pending& p = pending_[done->id];
-            p.exited = true;
-            p.result.wait_status = done->wait_status;
-            p.result.reason = done->reason;
-            p.result.error = done->error;
+            if (!p.exited) {
+                p.exited = true;
+                p.result.wait_status = done->wait_status;
+                p.result.reason = done->reason;
+                p.result.error = done->error.empty() ? p.reader.error() : done->error;
+            }
         }
     }
     for (std::size_t i = 1; i < pfds.size(); ++i) {
@@ -237,6 +251,20 @@ void TestSandbox::pump(int timeout_ms) {
         char buf[65536];
         ssize_t n = read(pfds[i].fd, buf, sizeof(buf));
         auto [fdp, str] = targets[i - 1];
+        if (Pending* p = status_of[i - 1]) {
+            auto done = n > 0 ? p->reader.feed({buf, static_cast<std::size_t>(n)}) : std::nullopt;
+            if (done && !p->exited) {
+                p->exited = true;
+                p->result.wait_status = done->wait_status;
+                p->result.reason = done->reason;
+                p->result.error = done->error;
+            }
+            if (n <= 0 || done) {
+                close(*fdp);
+                *fdp = -1;
+            }
+            continue;
+        }
         if (n > 0) {
             if (str->size() < (16u << 20)) str->append(buf, static_cast<std::size_t>(n));
         } else {
@@ -259,7 +287,9 @@ RunResult TestSandbox::wait(std::uint64_t id, int timeout_ms) {
         }
         pump(100);
     }
-    RunResult r = pending_.at(id).result;
+    Pending& p = pending_.at(id);
+    if (p.status >= 0) close(p.status);
+    RunResult r = p.result;
     pending_.erase(id);
     return r;
 }

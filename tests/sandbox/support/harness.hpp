@@ -81,7 +81,8 @@ class TestSandbox {
 
   private:
     struct Pending {
-        int out = -1, err = -1;
+        int out = -1, err = -1, status = -1;
+        StatusReader reader;
         RunResult result;
         bool exited = false;
     };

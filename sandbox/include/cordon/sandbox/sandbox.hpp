@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -95,7 +96,7 @@ struct InitProcess {
     int pid = -1;        // host pid of the cordon-sandbox process
     int control_fd = -1; // SOCK_SEQPACKET, CLOEXEC, owned by the caller
     InitReady ready;
-    std::vector<int> listener_fds;  // one per SandboxSpec::listen_ports, same order
+    std::vector<int> listener_fds; // one per SandboxSpec::listen_ports, same order
     // O_PATH fd of the sandbox's root directory as payloads see it (overlay workspace,
     // masks), owned by the caller. Only the server holds it; nothing in the sandbox does.
     int root_fd = -1;
@@ -109,7 +110,8 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
 
 // --- control messages (server <-> init) --------------------------------------------------
 
-// server -> init. Carries 3 fds (stdin read end, stdout write end, stderr write end).
+// server -> init. Carries 4 fds: stdin read end, stdout write end, stderr write end, and
+// the write end of the command's status pipe (see StatusReader).
 struct ExecRequest {
     std::uint64_t id = 0;
     std::vector<std::string> argv;          // argv[0] resolved via PATH inside the sandbox
@@ -123,20 +125,33 @@ struct KillRequest {
     std::uint64_t id = 0;
 };
 
-// init -> server: command `id` started (pid as seen from the host is not exposed).
-struct ExecStarted {
-    std::uint64_t id = 0;
-};
-
-// init -> server: command `id` ended; every process of its tree is gone.
+// A command's outcome; every process of its tree is gone. Normally read from the status
+// pipe (the reaper writes it there the moment its namespace is empty: one hop fewer than
+// through the init). The init sends it on the control socket instead when the command
+// ended without writing one: killed, or it could not be started.
 struct ExecExited {
     std::uint64_t id = 0;
     int wait_status = 0; // as from waitpid
-    std::string reason;  // "" or "memory-limit" / "pids-limit" when a limit killed it
+    std::string reason;  // "" or "killed" / "cpu-limit" / "file-size-limit"
     std::string error;   // non-empty: the command could not be started (setup step)
 };
 
-using ControlMessage = std::variant<ExecRequest, KillRequest, ExecStarted, ExecExited>;
+using ControlMessage = std::variant<ExecRequest, KillRequest, ExecExited>;
+
+// Parses a command's status pipe: 'E' u16 length + text (a step before exec failed; may
+// come alone), then 'S' + int wait status, written last by the command's reaper.
+class StatusReader {
+  public:
+    // Feeds bytes read from the pipe. Returns the outcome (id unset) once 'S' is in.
+    std::optional<ExecExited> feed(std::string_view bytes);
+    const std::string& error() const { return error_; } // from an 'E' record, if any
+
+  private:
+    std::string buf_, error_;
+};
+
+// "cpu-limit" / "file-size-limit" when the wait status is the kill by that rlimit, else "".
+std::string limit_reason(int wait_status);
 
 // Sends one message (and fds) on a SOCK_SEQPACKET socket. Returns 0 or an errno.
 int send_control(int fd, const ControlMessage& msg, const std::vector<int>& fds = {});
