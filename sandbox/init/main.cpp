@@ -1,15 +1,20 @@
-// cordon-sandbox: the session init. Started by start_init() with an empty environment and
-// one inherited fd (the SOCK_SEQPACKET control socket); nothing secret is in argv.
+// cordon-sandbox: the session init. Started by spawn_init() with an empty environment and
+// one inherited fd (the SOCK_SEQPACKET control socket); nothing secret is in argv. Everything
+// before the spec arrives is the same for every session, so the server may start one ahead.
 //
 //   outer process (host pid ns)          session init (pid 1 of the new pid ns)
 //   ---------------------------          --------------------------------------
-//   receive SandboxSpec + seccomp BPF    gather host facts, build the mount plan
-//   unshare user/mnt/pid/ipc/uts         mount propagation private, hostname
-//   write id maps, non-dumpable          scratch root; join the netns from the outer
-//   fork --------------------------->    execute the mount plan, pivot_root
-//   unshare net, lo up, listeners ---->  lock mounts (nested userns + mntns)
-//     (in parallel with the child)       build the Landlock ruleset once
-//   wait for the child, exit with it     send InitReady (or SetupError), seccomp itself,
+//   unshare user/mnt/pid/ipc/uts
+//   write id maps, non-dumpable
+//   fork --------------------------->    receive SandboxSpec + seccomp BPF (waits here)
+//   unshare net, lo up                   state dir; listen ports --> outer
+//   listeners <-- ports; send ------->   gather host facts, build the mount plan
+//     (in parallel with the child)       mount propagation private, hostname
+//   wait for the child, exit with it     scratch root; join the netns from the outer
+//                                        execute the mount plan, pivot_root
+//                                        lock mounts (nested userns + mntns)
+//                                        build the Landlock ruleset once
+//                                        send InitReady (or SetupError), seccomp itself,
 //                                        serve ExecRequest / KillRequest until EOF
 //
 // Every failure is sent back as SetupError{step, errno, path, fix}; nothing runs
@@ -487,6 +492,8 @@ class CommandLoop {
     int spare_errno_ = 0;
 };
 
+void receive_spec(Session& s);
+
 // pid 1 of the session's namespaces: the setup steps, top to bottom.
 [[noreturn]] void session_init(Session& s, int parent_alive, int net_channel) {
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -496,6 +503,16 @@ class CommandLoop {
     auto check = [&s](steps::Result r) {
         if (r) report_and_exit(s.control, *r);
     };
+    // Everything so far was the same for every session, so the server may have started us
+    // ahead of time (spawn_init): only now does the session's spec arrive.
+    receive_spec(s);
+    {
+        std::string ports = "P"; // never empty: an empty datagram reads as EOF
+        for (auto port : s.spec.listen_ports)
+            ports.append(reinterpret_cast<const char*>(&port), sizeof port);
+        if (int e = wire::send_datagram(net_channel, ports, {}))
+            report_and_exit(s.control, steps::failure("netns", e));
+    }
     // While the outer process builds the net namespace: look at the host, plan the view.
     HostFacts facts;
     FactOptions opts;
@@ -576,32 +593,14 @@ class CommandLoop {
     CommandLoop(s).run();
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-    // fds 0-2 are closed by start_init: occupy them so received fds never land there.
-    for (int fd = 0; fd < 3; ++fd)
-        if (fcntl(fd, F_GETFD) < 0) open("/dev/null", O_RDWR | O_CLOEXEC);
-    Session s;
-    pid_t parent = 0;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strncmp(argv[i], "--control-fd=", 13) == 0) s.control = std::atoi(argv[i] + 13);
-        if (std::strncmp(argv[i], "--parent-pid=", 13) == 0) parent = std::atoi(argv[i] + 13);
-    }
-    if (s.control < 0) {
-        const char msg[] = "cordon-sandbox: started by cordon (start_init), not by hand\n";
-        write_all(2, msg, sizeof(msg) - 1);
-        return 2;
-    }
-    fcntl(s.control, F_SETFD, FD_CLOEXEC);
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (parent != 0 && getppid() != parent) _exit(1); // the server died before we armed it
-
+// Reads the spec and the seccomp programs, then prepares the state dir.
+void receive_spec(Session& s) {
     std::vector<int> fds;
     int err = 0;
     auto bytes = wire::recv_datagram(s.control, fds, err);
     for (int f : fds)
         close(f);
+    if (!bytes && err == 0) _exit(0); // the server dropped a spare init: nothing to report
     auto spec = bytes ? wire::decode_spec(*bytes) : std::nullopt;
     if (!spec) report_and_exit(s.control, steps::failure("spec", err ? err : EBADMSG));
     s.spec = std::move(*spec);
@@ -612,10 +611,6 @@ int main(int argc, char** argv) {
     auto seccomp = blobs ? steps::deserialize_seccomp(*blobs) : std::nullopt;
     if (!seccomp) report_and_exit(s.control, steps::failure("seccomp", err ? err : EBADMSG));
     s.seccomp = std::move(*seccomp);
-    s.uid = getuid();
-    s.gid = getgid();
-    s.root = s.uid == 0;
-    umask(022);
 
     struct stat st;
     if (s.spec.workspace.empty() || s.spec.workspace[0] != '/' ||
@@ -636,7 +631,35 @@ int main(int argc, char** argv) {
     // The overlay root takes the upper dir's mode: give it the workspace's (the state dir
     // itself stays 0700).
     chmod((s.spec.state_dir + "/upper").c_str(), workspace_mode & 07777);
+}
 
+} // namespace
+
+int main(int argc, char** argv) {
+    // fds 0-2 are closed by spawn_init: occupy them so received fds never land there.
+    for (int fd = 0; fd < 3; ++fd)
+        if (fcntl(fd, F_GETFD) < 0) open("/dev/null", O_RDWR | O_CLOEXEC);
+    Session s;
+    pid_t parent = 0;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strncmp(argv[i], "--control-fd=", 13) == 0) s.control = std::atoi(argv[i] + 13);
+        if (std::strncmp(argv[i], "--parent-pid=", 13) == 0) parent = std::atoi(argv[i] + 13);
+    }
+    if (s.control < 0) {
+        const char msg[] = "cordon-sandbox: started by cordon (start_init), not by hand\n";
+        write_all(2, msg, sizeof(msg) - 1);
+        return 2;
+    }
+    fcntl(s.control, F_SETFD, FD_CLOEXEC);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (parent != 0 && getppid() != parent) _exit(1); // the server died before we armed it
+
+    // The namespaces first: they do not depend on the session, so this may happen before
+    // the spec exists (spawn_init); the session init reads it once forked.
+    s.uid = getuid();
+    s.gid = getgid();
+    s.root = s.uid == 0;
+    umask(022);
     if (auto r = steps::enter_namespaces()) report_and_exit(s.control, *r);
     if (auto r = steps::write_id_maps(s.uid, s.gid, s.root)) report_and_exit(s.control, *r);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -661,8 +684,9 @@ int main(int argc, char** argv) {
     close(net[1]);
     close(s.control);
 
-    // In parallel with the child's mount work: the net namespace with only lo, up, and the
-    // proxy's listening sockets in it; handed to the child (which joins it) over `net`.
+    // In parallel with the child: the net namespace with only lo, up; then, once the child
+    // has the spec, the proxy's listening sockets in it. Handed to the child (which joins
+    // it) over `net`.
     std::vector<int> net_fds;
     std::optional<SetupError> failed = steps::enter_net_namespace();
     if (!failed) failed = steps::bring_up_loopback();
@@ -673,8 +697,17 @@ int main(int argc, char** argv) {
         else
             net_fds.push_back(ns);
     }
+    std::vector<int> unused;
+    int err = 0;
+    auto ports_bytes = wire::recv_datagram(net[0], unused, err);
+    for (int f : unused)
+        close(f);
+    if (!ports_bytes || ports_bytes->empty() || (*ports_bytes)[0] != 'P')
+        _exit(0); // the child is gone (a dropped spare, or it reported)
     if (!failed) {
-        auto listeners = steps::open_listeners(s.spec.listen_ports);
+        std::vector<std::uint16_t> ports((ports_bytes->size() - 1) / sizeof(std::uint16_t));
+        std::memcpy(ports.data(), ports_bytes->data() + 1, ports.size() * sizeof(std::uint16_t));
+        auto listeners = steps::open_listeners(ports);
         if (auto* e = std::get_if<SetupError>(&listeners))
             failed = *e;
         else

@@ -31,28 +31,10 @@ void kill_and_reap(pid_t pid) {
 
 } // namespace
 
-std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
-                                                 const std::string& init_exe) {
-    const auto& compiled = steps::compiled_seccomp();
-    if (const auto* e = std::get_if<SetupError>(&compiled)) return *e;
-    const std::string filters =
-        wire::encode_seccomp(steps::serialize(std::get<steps::SeccompProgram>(compiled)));
-    const std::string encoded = wire::encode(spec);
-    if (encoded.size() > wire::kMaxDatagram)
-        return steps::failure("spec", EMSGSIZE, "", "the sandbox spec is too large");
+std::variant<SpareInit, SetupError> spawn_init(const std::string& init_exe) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return steps::failure("socketpair", errno, "", "");
-
-    // Queued before the init exists, so it finds them at once (no wake-up round trip).
-    for (const std::string* msg : {&encoded, &filters}) {
-        if (int e = wire::send_datagram(sv[0], *msg, {})) {
-            close(sv[0]);
-            close(sv[1]);
-            return steps::failure("spec", e, "", "");
-        }
-    }
-
     // posix_spawn (vfork-style in glibc): no copy of the server's page tables, signal mask
     // and handlers reset in the child, exec errors returned here. The child gets the control
     // socket as fd 3 and nothing else (FD-01): stdio is closed too, the init reopens
@@ -80,19 +62,48 @@ std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
     int rc = posix_spawn(&pid, init_exe.c_str(), &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
+    close(sv[1]);
     if (rc != 0) {
         close(sv[0]);
-        close(sv[1]);
         return steps::failure("exec", rc, init_exe,
                               "install cordon-sandbox next to cordon and make it executable");
     }
-    close(sv[1]);
-    const int control = sv[0];
+    return SpareInit{pid, sv[0]};
+}
+
+void discard_init(SpareInit& spare) {
+    if (spare.control_fd >= 0) close(spare.control_fd);
+    if (spare.pid > 0) kill_and_reap(spare.pid);
+    spare = SpareInit{};
+}
+
+std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
+                                                 const std::string& init_exe) {
+    auto spare = spawn_init(init_exe);
+    if (auto* e = std::get_if<SetupError>(&spare)) return *e;
+    return start_init(std::get<SpareInit>(spare), spec, init_exe);
+}
+
+std::variant<InitProcess, SetupError> start_init(SpareInit spare, const SandboxSpec& spec,
+                                                 const std::string& init_exe) {
+    const pid_t pid = spare.pid;
+    const int control = spare.control_fd;
     auto fail = [&](SetupError e) -> std::variant<InitProcess, SetupError> {
         kill_and_reap(pid);
         close(control);
         return e;
     };
+    const auto& compiled = steps::compiled_seccomp();
+    if (const auto* e = std::get_if<SetupError>(&compiled)) return fail(*e);
+    const std::string filters =
+        wire::encode_seccomp(steps::serialize(std::get<steps::SeccompProgram>(compiled)));
+    const std::string encoded = wire::encode(spec);
+    if (encoded.size() > wire::kMaxDatagram)
+        return fail(steps::failure("spec", EMSGSIZE, "", "the sandbox spec is too large"));
+    // A send that fails means the init is gone; what it reported (a namespace step that
+    // failed before the spec came) is read below.
+    for (const std::string* msg : {&encoded, &filters})
+        if (wire::send_datagram(control, *msg, {}) != 0) break;
 
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);

@@ -85,6 +85,51 @@ struct Capture {
 
 } // namespace
 
+namespace {
+
+// One spare sandbox init, started ahead (sandbox::spawn_init) so that a session start skips
+// the namespace setup, which is the same for every session. Process-wide, io thread only;
+// replaced after each use, off the path of the request that used it.
+class SpareInits {
+  public:
+    ~SpareInits() {
+        if (spare_.pid > 0) sandbox::discard_init(spare_);
+    }
+
+    std::variant<sandbox::InitProcess, sandbox::SetupError>
+    start(asio::io_context& io, const sandbox::SandboxSpec& spec, const std::string& exe) {
+        sandbox::SpareInit spare = exe == exe_ ? std::exchange(spare_, {}) : sandbox::SpareInit{};
+        if (spare_.pid > 0) sandbox::discard_init(spare_); // made for another executable
+        asio::post(io, [this, exe] { refill(exe); });
+        if (spare.pid <= 0) return sandbox::start_init(spec, exe);
+        auto r = sandbox::start_init(spare, spec, exe);
+        // A spare that died while waiting (not one that reported a failed step): start afresh.
+        if (auto* e = std::get_if<sandbox::SetupError>(&r); e && e->step == "init")
+            return sandbox::start_init(spec, exe);
+        return r;
+    }
+
+  private:
+    void refill(const std::string& exe) {
+        if (spare_.pid > 0) return;
+        auto r = sandbox::spawn_init(exe);
+        if (auto* s = std::get_if<sandbox::SpareInit>(&r)) {
+            spare_ = *s;
+            exe_ = exe;
+        }
+    }
+
+    sandbox::SpareInit spare_;
+    std::string exe_;
+};
+
+SpareInits& spare_inits() {
+    static SpareInits pool;
+    return pool;
+}
+
+} // namespace
+
 struct Session::Running {
     explicit Running(asio::io_context& io) : done(io) {
         done.expires_at(asio::steady_timer::time_point::max());
@@ -199,7 +244,7 @@ void Session::start() {
         }
         lock_fd_ = fd;
     }
-    auto r = sandbox::start_init(spec_, init_exe_);
+    auto r = spare_inits().start(io_, spec_, init_exe_);
     if (auto* err = std::get_if<sandbox::SetupError>(&r)) {
         spdlog::error("session {}: sandbox setup failed: {}", id(), err->message());
         throw RpcError(code::sandbox_unavailable, "sandbox unavailable: " + err->message(),

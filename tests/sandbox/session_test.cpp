@@ -22,6 +22,51 @@ TEST_CASE("a session starts and runs /bin/echo", "[sandbox][session]") {
     CHECK(r.out == "hello world\n");
 }
 
+TEST_CASE("an init started ahead (spawn_init) becomes the same sandbox once given a spec",
+          "[sandbox][session]") {
+    auto spawned = spawn_init(init_exe());
+    REQUIRE(std::holds_alternative<SpareInit>(spawned));
+    SpareInit spare = std::get<SpareInit>(spawned);
+    usleep(50 * 1000); // let it build its namespaces and wait
+    REQUIRE(kill(spare.pid, 0) == 0);
+    TestSandbox sb({}, nullptr, spare);
+    REQUIRE(sb.error() == "");
+    auto r = sb.sh("echo hi > new.txt && cat new.txt");
+    INFO(r.describe());
+    CHECK(r.exit_code() == 0);
+    CHECK(r.out == "hi\n");
+    CHECK(!exists(sb.tree().workspace + "/new.txt")); // copy-on-write as with a fresh start
+    auto secret = sb.sh("cat " + sb.tree().home + "/.ssh/id_rsa 2>&1; echo done");
+    INFO(secret.describe());
+    CHECK(secret.out.find("cordon-test-ssh") == std::string::npos);
+}
+
+TEST_CASE("a spare init that is dropped exits; one that died is reported, never used",
+          "[sandbox][session]") {
+    auto a = spawn_init(init_exe());
+    REQUIRE(std::holds_alternative<SpareInit>(a));
+    SpareInit dropped = std::get<SpareInit>(a);
+    const pid_t pid = dropped.pid;
+    close(dropped.control_fd); // the server lets it go without a spec
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st));
+
+    auto b = spawn_init(init_exe());
+    REQUIRE(std::holds_alternative<SpareInit>(b));
+    SpareInit dead = std::get<SpareInit>(b);
+    usleep(20 * 1000);
+    kill(dead.pid, SIGKILL);
+    TempTree tree;
+    SandboxSpec spec;
+    spec.workspace = tree.workspace;
+    spec.state_dir = tree.state;
+    spec.host_home = tree.home;
+    auto r = start_init(dead, spec, init_exe());
+    REQUIRE(std::holds_alternative<SetupError>(r));
+    CHECK(std::get<SetupError>(r).step == "init");
+}
+
 TEST_CASE("argv[0] is resolved through PATH inside the sandbox", "[sandbox][session]") {
     TestSandbox sb;
     REQUIRE(sb.error() == "");

@@ -135,7 +135,8 @@ std::string RunResult::describe() const {
     return ss.str();
 }
 
-TestSandbox::TestSandbox(std::function<void(SandboxSpec&)> customize, TempTree* tree) {
+TestSandbox::TestSandbox(std::function<void(SandboxSpec&)> customize, TempTree* tree,
+                         SpareInit spare) {
     if (!tree) {
         owned_ = std::make_unique<TempTree>();
         tree = owned_.get();
@@ -150,7 +151,7 @@ TestSandbox::TestSandbox(std::function<void(SandboxSpec&)> customize, TempTree* 
     std::string dst = tree->workspace + "/bin/cordon-attack";
     if (!exists(dst)) write_file(dst, read_file(attack_exe()), 0755);
     if (customize) customize(spec_);
-    auto r = start_init(spec_, init_exe());
+    auto r = spare.pid > 0 ? start_init(spare, spec_, init_exe()) : start_init(spec_, init_exe());
     if (auto* e = std::get_if<SetupError>(&r)) {
         error_ = e->message();
         return;

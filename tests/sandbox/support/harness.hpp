@@ -55,8 +55,9 @@ struct RunResult {
 class TestSandbox {
   public:
     // `customize` may edit the spec (policy, limits) before start.
-    explicit TestSandbox(std::function<void(SandboxSpec&)> customize = {},
-                         TempTree* tree = nullptr);
+    // `spare`: an init from spawn_init to hand the spec to (default: start a new one).
+    explicit TestSandbox(std::function<void(SandboxSpec&)> customize = {}, TempTree* tree = nullptr,
+                         SpareInit spare = {});
     ~TestSandbox();
     TestSandbox(const TestSandbox&) = delete;
     TestSandbox& operator=(const TestSandbox&) = delete;

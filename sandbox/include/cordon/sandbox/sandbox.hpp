@@ -108,6 +108,23 @@ struct InitProcess {
 std::variant<InitProcess, SetupError> start_init(const SandboxSpec& spec,
                                                  const std::string& init_exe);
 
+// A cordon-sandbox started before its session: its namespaces exist (user, mount, pid,
+// ipc, uts, and net with lo up) and it waits for a spec. That is a good part of a session
+// start and the same for every session, so a server keeps one ready and session/create
+// pays only the rest. A spare that could not build its namespaces reports that when it
+// is given a spec.
+struct SpareInit {
+    int pid = -1;        // host pid
+    int control_fd = -1; // as InitProcess::control_fd
+};
+std::variant<SpareInit, SetupError> spawn_init(const std::string& init_exe);
+// Gives a spare its spec and waits until the sandbox is built; consumes the spare (on
+// failure it is killed). start_init(spec, exe) is spawn_init + this.
+std::variant<InitProcess, SetupError> start_init(SpareInit spare, const SandboxSpec& spec,
+                                                 const std::string& init_exe);
+// Ends a spare that will not be used (kill + reap).
+void discard_init(SpareInit& spare);
+
 // --- control messages (server <-> init) --------------------------------------------------
 
 // server -> init. Carries 4 fds: stdin read end, stdout write end, stderr write end, and
