@@ -1,5 +1,7 @@
 #include "cordon/server/net/proxy.hpp"
 
+#include "bulk_relay.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <limits>
@@ -58,6 +61,9 @@ struct Conn {
     Clock::duration idle{};
     bool idle_mode = false; // deadline moves with activity
     bool closed = false;
+    // Time of the last relayed bytes (steady_clock ticks); bulk relay threads write it too.
+    std::shared_ptr<std::atomic<std::int64_t>> activity =
+        std::make_shared<std::atomic<std::int64_t>>(0);
 
     void set_deadline(Clock::duration d) {
         idle_mode = false;
@@ -75,14 +81,24 @@ struct Conn {
         deadline = Clock::time_point::max();
         watchdog.cancel();
     }
+    // Records activity; the watchdog moves an idle deadline when it wakes up.
     void touch() {
-        if (idle_mode) deadline = Clock::now() + idle; // the watchdog re-checks on wake-up
+        activity->store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     }
+    // The deadline, moved by the activity recorded since it was set (idle mode).
+    Clock::time_point effective_deadline() const {
+        if (!idle_mode) return deadline;
+        Clock::time_point last{Clock::duration(activity->load(std::memory_order_relaxed))};
+        return std::max(deadline, last + idle);
+    }
+    // Shuts both sockets down before closing them: that also wakes a bulk relay thread
+    // working on duplicates of their descriptors.
     void close() {
         if (closed) return;
         closed = true;
         boost::system::error_code ec;
         client.shutdown(tcp::socket::shutdown_both, ec);
+        upstream.shutdown(tcp::socket::shutdown_both, ec);
         client.close(ec);
         upstream.close(ec);
         watchdog.cancel();
@@ -139,7 +155,8 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
     std::list<std::weak_ptr<Conn>> conns;
     std::size_t active = 0;
     std::uint64_t rejected = 0;
-    std::uint64_t up = 0, down = 0;
+    std::shared_ptr<RelayTraffic> traffic = make_traffic(limits);
+    std::size_t bulk_threads = 0; // this server's bulk relay threads running now
     bool started = false;
     bool stopped = false;
 
@@ -149,17 +166,15 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
         asio::co_spawn(ex, accept_loop(shared_from_this(), &l), asio::detached);
     }
 
+    static std::shared_ptr<RelayTraffic> make_traffic(const ProxyLimits& l) {
+        auto t = std::make_shared<RelayTraffic>();
+        t->max_total = l.max_total_bytes;
+        t->max_upload = l.max_upload_bytes;
+        return t;
+    }
     // Counts relayed bytes against the budgets; false when a budget is exhausted.
-    bool account(std::size_t n, bool upload) {
-        (upload ? up : down) += n;
-        if (limits.max_upload_bytes && up > limits.max_upload_bytes) return false;
-        if (limits.max_total_bytes && up + down > limits.max_total_bytes) return false;
-        return true;
-    }
-    bool budget_left() const {
-        return !(limits.max_upload_bytes && up >= limits.max_upload_bytes) &&
-               !(limits.max_total_bytes && up + down >= limits.max_total_bytes);
-    }
+    bool account(std::size_t n, bool upload) { return traffic->account(n, upload); }
+    bool budget_left() const { return traffic->budget_left(); }
 
     void emit(RequestRecord& r, Clock::time_point start) {
         r.duration_ms = static_cast<std::uint64_t>(
@@ -193,6 +208,10 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                 continue;
             }
             sock.set_option(tcp::no_delay(true), ec);
+            const auto& cc = self->limits.client_congestion_control;
+            if (!cc.empty()) // best effort: the kernel's default stays when it is not allowed
+                ::setsockopt(sock.native_handle(), IPPROTO_TCP, TCP_CONGESTION, cc.data(),
+                             static_cast<socklen_t>(cc.size()));
             auto c = std::make_shared<Conn>(std::move(sock), self->ex);
             self->conns.push_back(c);
             auto it = std::prev(self->conns.end());
@@ -216,11 +235,12 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
 
     static asio::awaitable<void> watchdog(std::shared_ptr<Conn> c) {
         while (!c->closed) {
-            if (Clock::now() >= c->deadline) {
+            auto deadline = c->effective_deadline();
+            if (Clock::now() >= deadline) {
                 c->close();
                 co_return;
             }
-            c->watchdog.expires_at(c->deadline);
+            c->watchdog.expires_at(deadline);
             co_await c->watchdog.async_wait(tuple_awaitable);
         }
     }
@@ -270,17 +290,47 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
     // --- relay -----------------------------------------------------------------------
 
     // Moves bytes from `from` to `to` until EOF (then half-closes `to`) or an error (then
-    // closes the connection). The first splice_after_bytes go through a small user-space
-    // buffer; a bulk transfer then switches to splice(2) through a pipe (no copy to user
-    // space), so only busy tunnels hold big pipes.
+    // closes the connection). The first bulk_after_bytes go through a small user-space
+    // buffer on the event loop; a bulk transfer then moves to a dedicated thread (see
+    // ProxyLimits), and back when it goes quiet. Over the thread caps it stays on the event
+    // loop and relays with splice(2) through a pipe, so only busy tunnels hold big pipes.
     asio::awaitable<void> pump(std::shared_ptr<Conn> c, tcp::socket& from, tcp::socket& to,
                                bool upload, std::uint64_t& counter) {
         constexpr auto forever = std::numeric_limits<std::uint64_t>::max();
+        bool window_limited = false;
+        for (;;) {
+            if (!co_await copy_pump(c, from, to, upload, counter, limits.bulk_after_bytes))
+                co_return;
+            if (!window_limited)
+                window_limited =
+                    limit_receive_window(from.native_handle(), limits.bulk_receive_buffer_bytes,
+                                         limits.bulk_receive_buffer_max_rtt);
+            if (!limits.bulk_threads || bulk_threads >= limits.max_bulk_threads) break;
+            BulkJob job;
+            job.from = from.native_handle();
+            job.to = to.native_handle();
+            job.upload = upload;
+            job.traffic = traffic;
+            job.activity = c->activity;
+            job.initial_buffer = limits.relay_buffer_bytes;
+            job.max_buffer = std::max(limits.bulk_buffer_bytes, limits.relay_buffer_bytes);
+            job.idle_handback = limits.bulk_idle_handback;
+            job.process_cap = limits.max_bulk_threads_process;
+            ++bulk_threads;
+            BulkResult r = co_await relay_on_thread(std::move(job));
+            --bulk_threads;
+            counter += r.bytes;
+            if (r.end == BulkEnd::no_thread) break;
+            if (r.end == BulkEnd::idle && !c->closed) continue;
+            if (r.end == BulkEnd::budget)
+                spdlog::warn("proxy: network byte budget exhausted; closing connection");
+            if (r.end != BulkEnd::eof) c->close();
+            co_return;
+        }
         if (!limits.splice) {
             co_await copy_pump(c, from, to, upload, counter, forever);
             co_return;
         }
-        if (!co_await copy_pump(c, from, to, upload, counter, limits.splice_after_bytes)) co_return;
         int p[2];
         if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
             co_await copy_pump(c, from, to, upload, counter, forever);
@@ -908,10 +958,13 @@ std::uint64_t ProxyServer::rejected_connections() const {
     return state_->rejected;
 }
 std::uint64_t ProxyServer::bytes_up() const {
-    return state_->up;
+    return state_->traffic->up.load();
 }
 std::uint64_t ProxyServer::bytes_down() const {
-    return state_->down;
+    return state_->traffic->down.load();
+}
+std::size_t ProxyServer::bulk_threads() const {
+    return state_->bulk_threads;
 }
 
 } // namespace cordon::server::net

@@ -59,11 +59,34 @@ struct ProxyLimits {
     std::chrono::milliseconds idle_timeout{300000};     // no byte either way
     std::chrono::milliseconds connect_timeout{10000};   // dialling the destination
     std::size_t relay_buffer_bytes = 64 * 1024;         // per direction per connection
-    // Bulk tunnel traffic: after splice_after_bytes in one direction, relay with splice(2)
-    // through a pipe of splice_pipe_bytes (no copy through user space).
+    // Bulk tunnel traffic. The first bulk_after_bytes of each direction of a tunnel go
+    // through relay_buffer_bytes on the event loop. After that the direction moves to a
+    // dedicated thread (no event-loop round trip per chunk; its buffer grows to
+    // bulk_buffer_bytes while reads fill it), if bulk_threads is set and fewer than
+    // max_bulk_threads (this ProxyServer) and max_bulk_threads_process (all sessions) run;
+    // the thread hands the direction back to the event loop after bulk_idle_handback
+    // without data. Otherwise it stays on the event loop: splice(2) through a pipe of
+    // splice_pipe_bytes when `splice` is set (no copy through user space), else copies.
+    std::uint64_t bulk_after_bytes = 1 << 20;
+    bool bulk_threads = true;
+    std::size_t max_bulk_threads = 4;
+    std::size_t max_bulk_threads_process = 32;
+    std::size_t bulk_buffer_bytes = 4 << 20;
+    std::chrono::milliseconds bulk_idle_handback{2000};
     bool splice = true;
-    std::uint64_t splice_after_bytes = 1 << 20;
     std::size_t splice_pipe_bytes = 1 << 20;
+    // When a direction goes bulk over a short path (smoothed RTT <= the max below), its
+    // receive buffer is fixed at bulk_receive_buffer_bytes instead of autotuned up to 32 MiB:
+    // such a window only queues data in cache-cold memory and, on loopback, doubles the CPU
+    // per byte of sender and relay. Longer paths keep the kernel's autotuning; nothing is
+    // changed either when net.core.rmem_max is smaller. 0: never.
+    std::size_t bulk_receive_buffer_bytes = 4 << 20;
+    std::chrono::microseconds bulk_receive_buffer_max_rtt{1000};
+    // TCP congestion control of the client connections (the sandbox side, which is always a
+    // loopback hop). Not a pacing one: the system default may be BBR, whose pacing timers
+    // cost more than the copy on a loopback hop and halve a tunnel's throughput in a VM.
+    // Empty: the system default. Connections to destinations keep the system default.
+    std::string client_congestion_control = "reno";
 };
 
 // The environment the sandbox's commands need to use the proxy (PROTOCOL.md "Inside the
@@ -92,6 +115,7 @@ class ProxyServer {
     std::uint64_t rejected_connections() const; // closed because max_connections was reached
     std::uint64_t bytes_up() const;
     std::uint64_t bytes_down() const;
+    std::size_t bulk_threads() const; // bulk relay threads of this ProxyServer running now
 
     struct State; // implementation
 
