@@ -1,13 +1,18 @@
 // net_bench: what the proxy costs on loopback, measured against the direct path in the
 // same run.
-//   1. throughput: download N bytes (default 1 GiB) through a CONNECT tunnel vs directly;
-//      prints both rates and the ratio (target >= 0.8).
+//   1. throughput: download N bytes (default 1 GiB) through a CONNECT tunnel vs directly,
+//      `--runs` interleaved rounds (default 5); prints the median rates, the median of the
+//      per-round ratios (target >= 0.8) and the CPU time per GiB of each thread.
 //   2. latency: median time of a small HTTP request through the HTTP proxy vs directly,
 //      on a kept-alive connection and on a new connection per request.
-// The origin runs on its own thread, the proxy (EgressGate + ProxyServer) on another, the
-// client is blocking code on the main thread. Nothing leaves 127.0.0.1.
+// The origin runs on its own thread, the proxy (EgressGate + ProxyServer) on another (plus
+// its bulk relay threads), the client is blocking code on the main thread. Nothing leaves
+// 127.0.0.1.
 //
-// Usage: net_bench [--bytes N] [--requests N] [--splice on|off] [--pipe BYTES]
+// Usage: net_bench [--bytes N] [--requests N] [--runs N]
+//                  proxy settings (ProxyLimits): [--threads on|off] [--splice on|off]
+//                  [--pipe BYTES] [--window on|off] [--client-cc NAME|default]
+//                  the bench's own sockets: [--origin-cc NAME] [--client-rcvbuf BYTES]
 #include "cordon/server/net/proxy.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -46,6 +51,12 @@ namespace {
 std::uint64_t g_bytes = 1ull << 30;
 int g_requests = 2000;
 bool g_splice = true;
+bool g_threads = true;
+int g_runs = 5;
+bool g_window = true;
+int g_client_rcvbuf = 0;                              // 0: autotuned
+std::string g_origin_cc;                              // "": the system default
+std::string g_proxy_cc = "-";                         // "-": the proxy's default
 std::size_t g_pipe = ProxyLimits{}.splice_pipe_bytes; // what the server uses
 
 // Origin: "GET /stream" -> raw g_bytes then close; anything else -> small HTTP response,
@@ -53,6 +64,9 @@ std::size_t g_pipe = ProxyLimits{}.splice_pipe_bytes; // what the server uses
 asio::awaitable<void> origin_conn(tcp::socket s) {
     boost::system::error_code ec;
     s.set_option(tcp::no_delay(true), ec);
+    if (!g_origin_cc.empty())
+        ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_CONGESTION, g_origin_cc.data(),
+                     static_cast<socklen_t>(g_origin_cc.size()));
     asio::streambuf in;
     static const std::string small =
         "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\n" +
@@ -105,6 +119,8 @@ int connect_to(std::uint16_t port) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (g_client_rcvbuf)
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &g_client_rcvbuf, sizeof g_client_rcvbuf);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -171,14 +187,6 @@ double download(int fd) {
     return static_cast<double>(got) / secs;
 }
 
-double thread_cpu_seconds(std::thread& t) {
-    clockid_t id;
-    if (pthread_getcpuclockid(t.native_handle(), &id) != 0) return 0;
-    timespec ts{};
-    clock_gettime(id, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
@@ -192,8 +200,15 @@ int main(int argc, char** argv) {
         if (!std::strcmp(argv[i], "--requests")) g_requests = std::stoi(argv[i + 1]);
         if (!std::strcmp(argv[i], "--pipe")) g_pipe = std::stoul(argv[i + 1]);
         if (!std::strcmp(argv[i], "--splice")) g_splice = std::string(argv[i + 1]) != "off";
+        if (!std::strcmp(argv[i], "--threads")) g_threads = std::string(argv[i + 1]) != "off";
+        if (!std::strcmp(argv[i], "--runs")) g_runs = std::stoi(argv[i + 1]);
+        if (!std::strcmp(argv[i], "--origin-cc")) g_origin_cc = argv[i + 1];
+        if (!std::strcmp(argv[i], "--window")) g_window = std::string(argv[i + 1]) != "off";
+        if (!std::strcmp(argv[i], "--client-rcvbuf")) g_client_rcvbuf = std::stoi(argv[i + 1]);
+        if (!std::strcmp(argv[i], "--client-cc")) g_proxy_cc = argv[i + 1];
     }
     g_requests = std::clamp(g_requests, 10, 100000);
+    g_runs = std::clamp(g_runs, 1, 101);
 
     // Origin thread.
     asio::io_context origin_io;
@@ -215,6 +230,10 @@ int main(int argc, char** argv) {
     ProxyLimits limits;
     limits.splice_pipe_bytes = g_pipe;
     limits.splice = g_splice;
+    limits.bulk_threads = g_threads;
+    if (!g_window) limits.bulk_receive_buffer_bytes = 0;
+    if (g_proxy_cc != "-")
+        limits.client_congestion_control = g_proxy_cc == "default" ? "" : g_proxy_cc;
     ProxyServer proxy(proxy_io.get_executor(), gate, limits);
     std::uint16_t http_port = 0;
     http_port = proxy.add_listener(listen_loopback(&http_port), ProxyProtocol::http);
@@ -226,29 +245,49 @@ int main(int argc, char** argv) {
     std::printf("net_bench: loopback, %.0f MiB download, %d small requests\n",
                 static_cast<double>(g_bytes) / (1 << 20), g_requests);
 
-    // 1. Throughput. Wall-clock rates, plus the CPU time all threads spent per GiB (origin
-    // + client, + proxy for the tunnel): on a machine shared with other work the wall-clock
-    // ratio mostly measures the scheduler, the CPU ratio what the proxy costs.
-    double direct_rate = 0, tunnel_rate = 0, proxy_cpu = 1e9;
-    double direct_cpu = 1e9, tunnel_cpu = 1e9;
-    std::thread::native_handle_type self = pthread_self();
+    // 1. Throughput, `runs` interleaved rounds of direct and CONNECT, medians reported.
+    // Besides wall-clock rates: the CPU time each thread spent per GiB. On a machine shared
+    // with other work the wall-clock ratio mostly measures the scheduler; the CPU figures
+    // say what the proxy costs. "relay" is the process's CPU time outside the named threads
+    // (the proxy's bulk relay threads, if any).
     auto cpu_of = [](pthread_t t) {
         clockid_t id;
         timespec ts{};
         if (pthread_getcpuclockid(t, &id) != 0 || clock_gettime(id, &ts) != 0) return 0.0;
         return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
     };
-    auto all_cpu = [&](bool with_proxy) {
-        return cpu_of(self) + cpu_of(origin_thread.native_handle()) +
-               (with_proxy ? cpu_of(proxy_thread.native_handle()) : 0.0);
+    auto process_cpu = [] {
+        timespec ts{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
     };
-    const int rounds = 3;
-    for (int round = 0; round < rounds; ++round) { // best of 3 each, interleaved
+    const pthread_t client_thread = pthread_self();
+    struct Cpu {
+        double client = 0, origin = 0, proxy = 0, relay = 0;
+        double total() const { return client + origin + proxy + relay; }
+    };
+    auto cpu_now = [&] {
+        Cpu c;
+        c.client = cpu_of(client_thread);
+        c.origin = cpu_of(origin_thread.native_handle());
+        c.proxy = cpu_of(proxy_thread.native_handle());
+        c.relay = process_cpu() - c.client - c.origin - c.proxy;
+        return c;
+    };
+    auto cpu_diff = [](const Cpu& a, const Cpu& b) {
+        return Cpu{b.client - a.client, b.origin - a.origin, b.proxy - a.proxy, b.relay - a.relay};
+    };
+    struct Run {
+        double rate;
+        Cpu cpu;
+    };
+    std::vector<Run> direct_runs, tunnel_runs;
+    for (int round = 0; round < g_runs; ++round) {
         int d = connect_to(origin_port);
         send_all(d, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
-        double c0 = all_cpu(false);
-        direct_rate = std::max(direct_rate, download(d));
-        direct_cpu = std::min(direct_cpu, all_cpu(false) - c0);
+        Cpu c0 = cpu_now();
+        double rate = download(d);
+        direct_runs.push_back({rate, cpu_diff(c0, cpu_now())});
         ::close(d);
 
         int t = connect_to(http_port);
@@ -265,21 +304,45 @@ int main(int argc, char** argv) {
             return 1;
         }
         send_all(t, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
-        double cpu0 = thread_cpu_seconds(proxy_thread);
-        double t0 = all_cpu(true);
-        tunnel_rate = std::max(tunnel_rate, download(t));
-        proxy_cpu = std::min(proxy_cpu, thread_cpu_seconds(proxy_thread) - cpu0);
-        tunnel_cpu = std::min(tunnel_cpu, all_cpu(true) - t0);
+        c0 = cpu_now();
+        rate = download(t);
+        tunnel_runs.push_back({rate, cpu_diff(c0, cpu_now())});
         ::close(t);
     }
+    // Medians of each figure separately.
+    auto med = [](const std::vector<Run>& runs, auto field) {
+        std::vector<double> v;
+        for (auto& r : runs)
+            v.push_back(field(r));
+        return median(v);
+    };
     const double gib = static_cast<double>(g_bytes) / (1ull << 30);
-    std::printf("throughput  direct   %8.1f MiB/s   CPU %.2f s/GiB\n", direct_rate / (1 << 20),
-                direct_cpu / gib);
-    std::printf(
-        "throughput  CONNECT  %8.1f MiB/s   CPU %.2f s/GiB (proxy thread %.2f, splice %s)\n",
-        tunnel_rate / (1 << 20), tunnel_cpu / gib, proxy_cpu / gib, g_splice ? "on" : "off");
-    std::printf("ratio       wall-clock %.2f   CPU-bound estimate %.2f   (target >= 0.80)\n",
-                tunnel_rate / direct_rate, direct_cpu / tunnel_cpu);
+    auto report = [&](const char* name, const std::vector<Run>& runs) {
+        std::vector<double> rates;
+        for (auto& r : runs)
+            rates.push_back(r.rate / (1 << 20));
+        std::sort(rates.begin(), rates.end());
+        std::printf("throughput  %-8s %8.1f MiB/s (median of %zu, %.0f..%.0f)\n", name,
+                    median(rates), rates.size(), rates.front(), rates.back());
+        std::printf("            CPU s/GiB  total %.2f = origin %.2f + client %.2f + proxy %.2f "
+                    "+ relay threads %.2f\n",
+                    med(runs, [](const Run& r) { return r.cpu.total(); }) / gib,
+                    med(runs, [](const Run& r) { return r.cpu.origin; }) / gib,
+                    med(runs, [](const Run& r) { return r.cpu.client; }) / gib,
+                    med(runs, [](const Run& r) { return r.cpu.proxy; }) / gib,
+                    med(runs, [](const Run& r) { return r.cpu.relay; }) / gib);
+    };
+    report("direct", direct_runs);
+    report("CONNECT", tunnel_runs);
+    std::vector<double> ratios;
+    for (std::size_t i = 0; i < direct_runs.size(); ++i)
+        ratios.push_back(tunnel_runs[i].rate / direct_runs[i].rate);
+    double direct_cpu = med(direct_runs, [](const Run& r) { return r.cpu.total(); });
+    double tunnel_cpu = med(tunnel_runs, [](const Run& r) { return r.cpu.total(); });
+    std::printf("ratio       wall-clock %.2f (median of per-round ratios)   CPU-bound estimate "
+                "%.2f   (target >= 0.80; splice %s, bulk threads %s)\n",
+                median(ratios), direct_cpu / tunnel_cpu, g_splice ? "on" : "off",
+                g_threads ? "on" : "off");
 
     // 2. Latency, kept-alive connections.
     auto measure = [&](bool via_proxy, bool keep) {
