@@ -576,6 +576,46 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
         emit(rec, start);
     }
 
+    // Relays one HTTP message whose head `p` has read from `in`: writes the head and streams
+    // the body (Content-Length, chunked, or until EOF for a response) to `out` through `buf`
+    // (Beast's buffer_body relay pattern). Body bytes are added to `counter` and to the
+    // session's budget: an upload chunk that would exceed the budget is not forwarded, a
+    // download chunk is (its bytes have arrived already) and then the relay stops. Returns
+    // false on a read/write error or an exhausted budget: the message is incomplete.
+    template <bool isRequest>
+    asio::awaitable<bool>
+    relay_message(std::shared_ptr<Conn> c, tcp::socket& in, beast::flat_buffer& inbuf,
+                  http::parser<isRequest, http::buffer_body>& p, tcp::socket& out,
+                  http::serializer<isRequest, http::buffer_body>& sr, std::vector<char>& buf,
+                  bool upload, std::uint64_t& counter) {
+        auto& body = p.get().body();
+        bool within_budget = true;
+        do {
+            if (!p.is_done()) {
+                body.data = buf.data();
+                body.size = buf.size();
+                auto [ec, n] = co_await http::async_read(in, inbuf, p, tuple_awaitable);
+                if (ec == http::error::need_buffer) ec = {};
+                if (ec) co_return false;
+                body.size = buf.size() - body.size;
+                body.data = buf.data();
+                body.more = !p.is_done();
+                counter += body.size;
+                within_budget = account(body.size, upload);
+                if (!within_budget && upload) co_return false;
+            } else {
+                body.data = nullptr;
+                body.size = 0;
+                body.more = false;
+            }
+            c->touch();
+            auto [ec, n] = co_await http::async_write(out, sr, tuple_awaitable);
+            if (ec == http::error::need_buffer) ec = {};
+            if (ec || !within_budget) co_return false;
+        } while (!p.is_done() || !sr.is_done());
+        co_return true;
+    }
+
     // Forwards one absolute-form request; returns whether the client connection stays open.
     asio::awaitable<bool> handle_forward(std::shared_ptr<Conn> c, beast::flat_buffer& cbuf,
                                          beast::flat_buffer& ubuf,
@@ -677,43 +717,12 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
             co_await asio::async_write(c->client, asio::buffer(cont), tuple_awaitable);
         }
 
-        // Request: head + streamed body (Beast's relay pattern).
+        // Request: head + streamed body.
         std::vector<char> buf(limits.relay_buffer_bytes);
         {
             http::request_serializer<http::buffer_body> sr{req};
-            bool failed = false;
-            do {
-                if (!p.is_done()) {
-                    req.body().data = buf.data();
-                    req.body().size = buf.size();
-                    auto [rec_ec, rn] =
-                        co_await http::async_read(c->client, cbuf, p, tuple_awaitable);
-                    if (rec_ec == http::error::need_buffer) rec_ec = {};
-                    if (rec_ec) {
-                        failed = true;
-                        break;
-                    }
-                    req.body().size = buf.size() - req.body().size;
-                    req.body().data = buf.data();
-                    req.body().more = !p.is_done();
-                    rec.bytes_up += req.body().size;
-                    if (!account(req.body().size, true)) {
-                        failed = true;
-                        break;
-                    }
-                } else {
-                    req.body().data = nullptr;
-                    req.body().size = 0;
-                    req.body().more = false;
-                }
-                c->touch();
-                auto [wec, wn] = co_await http::async_write(c->upstream, sr, tuple_awaitable);
-                if (wec == http::error::need_buffer) wec = {};
-                if (wec) {
-                    failed = true;
-                    break;
-                }
-            } while (!p.is_done() || !sr.is_done());
+            bool failed = !co_await relay_message(c, c->client, cbuf, p, c->upstream, sr, buf, true,
+                                                  rec.bytes_up);
             if (failed) {
                 boost::system::error_code ig;
                 c->upstream.close(ig);
@@ -764,36 +773,8 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
             bool keep = client_keep && !eof_body;
             res.keep_alive(keep);
             http::response_serializer<http::buffer_body> sr{res};
-            bool failed = false;
-            do {
-                if (!rp.is_done()) {
-                    res.body().data = buf.data();
-                    res.body().size = buf.size();
-                    auto [rec_ec, rn] =
-                        co_await http::async_read(c->upstream, ubuf, rp, tuple_awaitable);
-                    if (rec_ec == http::error::need_buffer) rec_ec = {};
-                    if (rec_ec) {
-                        failed = true;
-                        break;
-                    }
-                    res.body().size = buf.size() - res.body().size;
-                    res.body().data = buf.data();
-                    res.body().more = !rp.is_done();
-                    rec.bytes_down += res.body().size;
-                    if (!account(res.body().size, false)) failed = true;
-                } else {
-                    res.body().data = nullptr;
-                    res.body().size = 0;
-                    res.body().more = false;
-                }
-                c->touch();
-                auto [wec, wn] = co_await http::async_write(c->client, sr, tuple_awaitable);
-                if (wec == http::error::need_buffer) wec = {};
-                if (wec || failed) {
-                    failed = true;
-                    break;
-                }
-            } while (!rp.is_done() || !sr.is_done());
+            bool failed = !co_await relay_message(c, c->upstream, ubuf, rp, c->client, sr, buf,
+                                                  false, rec.bytes_down);
             if (!upstream_keep || failed) {
                 boost::system::error_code ig;
                 c->upstream.close(ig);
