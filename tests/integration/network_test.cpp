@@ -23,14 +23,15 @@ struct NetEnv {
     fs::path root, ws;
     std::unique_ptr<ServerProcess> server;
 
-    explicit NetEnv(std::vector<std::string> extra = {}) {
+    // `user_config`: the server's user config file (the tests' policies mostly come from
+    // session/create).
+    explicit NetEnv(std::vector<std::string> extra = {}, const std::string& user_config = "{}") {
         std::string tmpl = (fs::temp_directory_path() / "cordon-net-XXXXXX").string();
         root = ::mkdtemp(tmpl.data());
         ws = root / "ws";
         fs::create_directories(ws);
         fs::copy_file(TestCerts::get().ca_pem, ws / "test-ca.pem");
-        // An empty user config: the tests' policies come from session/create.
-        std::ofstream(root / "config.json") << "{}\n";
+        std::ofstream(root / "config.json") << user_config << "\n";
         std::vector<std::string> args{"--state-dir", (root / "state").string(),
                                       "--config",    (root / "config.json").string(),
                                       "--log-level", "warn",
@@ -271,4 +272,29 @@ TEST_CASE("a proxy flood in one session does not stop another session", "[net][s
         REQUIRE(m);
         if ((*m).value("id", json()) == 991) break;
     }
+}
+
+TEST_CASE("approval questions beyond the session's limit are refused without asking",
+          "[net][sandbox-net][approvals]") {
+    NetEnv e({}, R"({"network": {"approvals": {"maxPerWindow": 2}}})");
+    e.server->initialize({{"approvals", true}});
+    auto sid = e.session({});
+    int questions = 0;
+    auto deny = [&](const json& m) {
+        if (m.value("method", "") != "sandbox/approve") return;
+        ++questions;
+        e.server->send(make_result(m["id"], {{"decision", "deny"}}));
+    };
+    auto r = e.exec(sid,
+                    "for h in a b c d; do curl -s -o /dev/null -w '%{http_code} ' "
+                    "http://$h.flood.invalid/; done",
+                    deny);
+    CHECK(r["stdout"] == "403 403 403 403 ");
+    CHECK(questions == 2);
+    REQUIRE(r["violations"].size() == 4);
+    int limited = 0;
+    for (auto& v : r["violations"])
+        if (v["detail"]["reason"].get<std::string>().starts_with("too many approval questions"))
+            ++limited;
+    CHECK(limited == 2);
 }

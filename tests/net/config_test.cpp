@@ -127,3 +127,45 @@ TEST_CASE("config: default user config path follows XDG_CONFIG_HOME", "[net][con
     CHECK(default_user_config_path() == fs::path(home ? home : "/") / ".config/cordon/config.json");
     if (old) ::setenv("XDG_CONFIG_HOME", saved.c_str(), 1);
 }
+
+TEST_CASE("config: approval question limits", "[net][config][approvals]") {
+    TempDir d;
+    auto ws = d.path / "ws";
+    fs::create_directories(ws);
+    SECTION("defaults") {
+        auto r = load_network_policy({d.path / "missing.json", nullptr, ws});
+        REQUIRE(r.ok());
+        CHECK(r.policy.limits().max_pending_questions == 4);
+        CHECK(r.policy.limits().max_questions_per_window == 20);
+        CHECK(r.policy.limits().question_window == std::chrono::seconds(600));
+    }
+    SECTION("user sets, session overrides, workspace may only tighten") {
+        auto user = d.write("config.json", R"({"network": {"approvals":
+            {"maxPending": 2, "maxPerWindow": 50, "windowSeconds": 60}}})");
+        json session = {{"network", {{"approvals", {{"maxPerWindow", 10}}}}}};
+        d.write("ws/.cordon/config.json", R"({"network": {"approvals":
+            {"maxPending": 0, "maxPerWindow": 5, "windowSeconds": 30}}})");
+        auto r = load_network_policy({user, session, ws});
+        REQUIRE(r.ok());
+        CHECK(r.policy.limits().max_pending_questions == 2);    // 0 (no limit) is looser
+        CHECK(r.policy.limits().max_questions_per_window == 5); // tighter: taken
+        CHECK(r.policy.limits().question_window == std::chrono::seconds(60)); // shorter: not
+        d.write("ws/.cordon/config.json",
+                R"({"network": {"approvals": {"maxPending": 1, "windowSeconds": 3600}}})");
+        r = load_network_policy({user, nullptr, ws});
+        CHECK(r.policy.limits().max_pending_questions == 1);
+        CHECK(r.policy.limits().max_questions_per_window == 50);
+        CHECK(r.policy.limits().question_window == std::chrono::seconds(3600));
+    }
+    SECTION("bad values are errors with their path") {
+        auto user = d.write("config.json", R"({"network": {"approvals":
+            {"maxPending": -1, "maxPerWindow": "x", "windowSeconds": 0, "other": 1}}})");
+        auto r = load_network_policy({user, nullptr, std::nullopt});
+        REQUIRE(r.errors.size() == 4);
+        CHECK(r.errors[0].path == "/network/approvals/maxPending");
+        CHECK(r.errors[1].path == "/network/approvals/maxPerWindow");
+        CHECK(r.errors[2].path == "/network/approvals/other");
+        CHECK(r.errors[3].path == "/network/approvals/windowSeconds");
+        CHECK(verdict(r.policy, "example.com") == Verdict::deny); // fail closed
+    }
+}

@@ -460,6 +460,101 @@ TEST_CASE("approvals: once / session / deny / timeout / one shared question", "[
     }
 }
 
+namespace {
+void set_limits(ProxyFixture& f, NetworkLimits l) {
+    f.t.sync([&] {
+        auto p = f.gate->policy();
+        p.set_limits(l);
+        f.gate->set_policy(p);
+    });
+}
+std::size_t count_rate_limited(const std::vector<json>& v) {
+    std::size_t n = 0;
+    for (auto& d : v)
+        if (d["reason"].get<std::string>().starts_with("too many approval questions")) ++n;
+    return n;
+}
+} // namespace
+
+TEST_CASE("approval questions are rate-limited per session", "[net][proxy][approvals]") {
+    World w;
+    auto rules = std::vector<std::string>{"127.0.0.1:*"};
+    SECTION("at most N questions wait for an answer; more are refused at once") {
+        ProxyFixture f(w.t, rules, {});
+        NetworkLimits l;
+        l.max_pending_questions = 3;
+        set_limits(f, l);
+        f.ask_delay = 1500ms;
+        std::string cmd;
+        for (int i = 1; i <= 6; ++i)
+            cmd += "curl -s -o /dev/null -w '%{http_code}\\n' --max-time 15 --noproxy '' "
+                   "--proxy " +
+                   f.http_proxy() + " http://q" + std::to_string(i) + ".test/ & ";
+        auto start = std::chrono::steady_clock::now();
+        auto r = run(cmd + "wait");
+        CHECK(r.out == "403\n403\n403\n403\n403\n403\n");
+        CHECK(f.asks == 3);
+        auto v = f.violations_copy();
+        CHECK(v.size() == 6);
+        CHECK(count_rate_limited(v) == 3);
+        for (auto& d : v)
+            if (d["reason"].get<std::string>().starts_with("too many"))
+                CHECK(d["reason"].get<std::string>().find("3 waiting for an answer (limit 3)") !=
+                      std::string::npos);
+        CHECK(f.resolver_calls == 0);
+        CHECK(std::chrono::steady_clock::now() - start < 5s);
+        // Once answered, questions may be asked again.
+        f.ask_delay = 0ms;
+        CHECK(curl_http(f, "http://q7.test/").out == "403");
+        CHECK(f.asks == 4);
+    }
+    SECTION("at most M questions per window, shared questions counted once") {
+        ProxyFixture f(w.t, rules, {});
+        NetworkLimits l;
+        l.max_questions_per_window = 3;
+        l.question_window = std::chrono::seconds(600);
+        set_limits(f, l);
+        f.ask_delay = 500ms;
+        // Three concurrent requests for one host: one question.
+        auto same = run("for i in 1 2 3; do curl -s -o /dev/null --max-time 15 --noproxy '' "
+                        "--proxy " +
+                        f.http_proxy() + " http://same.test/ & done; wait");
+        CHECK(f.asks == 1);
+        f.ask_delay = 0ms;
+        for (int i = 1; i <= 4; ++i)
+            CHECK(curl_http(f, "http://w" + std::to_string(i) + ".test/").out == "403");
+        CHECK(f.asks == 3);
+        auto v = f.violations_copy();
+        REQUIRE(count_rate_limited(v) == 2);
+        auto reason = v.back()["reason"].get<std::string>();
+        CHECK(reason.find("too many approval questions: 3 in the last 600 s (limit 3)") !=
+              std::string::npos);
+        CHECK(reason.find("not asked") != std::string::npos);
+        // CONNECT and SOCKS are refused the same way, without asking.
+        auto c = run("curl -s -o /dev/null -w '%{http_connect}' --max-time 15 --noproxy '' "
+                     "--proxy " +
+                     f.http_proxy() + " https://w5.test/");
+        CHECK(c.out == "403");
+        CHECK(curl_socks(f, "http://w6.test/").status == 97);
+        CHECK(f.asks == 3);
+        CHECK(count_rate_limited(f.violations_copy()) == 4);
+        // Allowed destinations are not affected.
+        map_test_names(f);
+        CHECK(curl_http(f, "http://127.0.0.1:" + P(w.http.port()) + "/hello").out == "200");
+    }
+    SECTION("0 means no limit") {
+        ProxyFixture f(w.t, rules, {});
+        NetworkLimits l;
+        l.max_pending_questions = 0;
+        l.max_questions_per_window = 0;
+        set_limits(f, l);
+        for (int i = 1; i <= 25; ++i)
+            curl_http(f, "http://n" + std::to_string(i) + ".test/");
+        CHECK(f.asks == 25);
+        CHECK(count_rate_limited(f.violations_copy()) == 0);
+    }
+}
+
 TEST_CASE("approvals apply to CONNECT and SOCKS5 too", "[net][proxy]") {
     World w;
     const auto& certs = TestCerts::get();

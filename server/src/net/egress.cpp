@@ -120,11 +120,39 @@ const std::vector<Address>& EgressGate::own_addresses() {
     return own_;
 }
 
+std::string EgressGate::question_limit_reached() {
+    const NetworkLimits& l = policy_.limits();
+    // Answered questions whose waiters have all gone are not pending any more.
+    std::size_t waiting = 0;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second->result) {
+            it = pending_.erase(it);
+        } else {
+            ++waiting;
+            ++it;
+        }
+    }
+    if (l.max_pending_questions && waiting >= l.max_pending_questions)
+        return "too many approval questions: " + std::to_string(waiting) +
+               " waiting for an answer (limit " + std::to_string(l.max_pending_questions) + ")";
+    auto now = std::chrono::steady_clock::now();
+    while (!asked_at_.empty() && now - asked_at_.front() >= l.question_window)
+        asked_at_.pop_front();
+    if (l.max_questions_per_window && asked_at_.size() >= l.max_questions_per_window)
+        return "too many approval questions: " + std::to_string(asked_at_.size()) +
+               " in the last " + std::to_string(l.question_window.count()) + " s (limit " +
+               std::to_string(l.max_questions_per_window) + ")";
+    return "";
+}
+
 asio::awaitable<EgressGate::Answer> EgressGate::ask_shared(ApprovalQuestion q, std::string key) {
     std::shared_ptr<Pending> p;
-    if (auto it = pending_.find(key); it != pending_.end()) {
-        p = it->second;
+    if (auto it = pending_.find(key); it != pending_.end() && !it->second->result) {
+        p = it->second; // join the question already asked
     } else {
+        if (std::string why = question_limit_reached(); !why.empty())
+            co_return Answer{Decision::deny, false, std::move(why)};
+        asked_at_.push_back(std::chrono::steady_clock::now());
         p = std::make_shared<Pending>(ex_);
         pending_[key] = p;
         ++questions_;
@@ -144,7 +172,7 @@ asio::awaitable<EgressGate::Answer> EgressGate::ask_shared(ApprovalQuestion q, s
     }
     if (!p->result) co_await p->done.async_wait(asio::as_tuple(asio::use_awaitable));
     if (auto it = pending_.find(key); it != pending_.end() && it->second == p) pending_.erase(it);
-    co_return Answer{p->result.value_or(Decision::deny), p->timed_out};
+    co_return Answer{p->result.value_or(Decision::deny), p->timed_out, ""};
 }
 
 Authorization EgressGate::refuse(const Host& h, std::uint16_t port, const std::string& via,
@@ -188,6 +216,9 @@ asio::awaitable<Authorization> EgressGate::authorize(const Host& host, std::uint
             ApprovalQuestion q{host.name, port, std::nullopt, via, d.reason};
             if (host.is_ip()) q.address = host.name; // the question names the exact address
             Answer ans = co_await ask_shared(std::move(q), key);
+            if (!ans.refused.empty())
+                co_return refuse(host, port, via, ans.refused + "; not asked (" + d.reason + ")",
+                                 "", std::nullopt, "rate-limited");
             if (ans.decision == Decision::deny) {
                 std::string why = ans.timed_out ? "no answer to the approval question within " +
                                                       std::to_string(opts_.ask_timeout.count()) +
@@ -242,6 +273,10 @@ asio::awaitable<Authorization> EgressGate::authorize(const Host& host, std::uint
             if (!session_allowed_.count(akey)) {
                 ApprovalQuestion q{host.name, port, a.to_string(), via, ad.reason};
                 Answer ans = co_await ask_shared(std::move(q), akey);
+                if (!ans.refused.empty())
+                    co_return refuse(host, port, via,
+                                     ans.refused + "; not asked (" + ad.reason + ")", "",
+                                     a.to_string(), "rate-limited");
                 if (ans.decision == Decision::deny)
                     co_return refuse(host, port, via,
                                      ans.timed_out ? ad.reason + "; no answer to the approval "

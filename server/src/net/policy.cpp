@@ -1,5 +1,6 @@
 #include "cordon/server/net/policy.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -278,7 +279,47 @@ namespace {
 
 struct Section {
     std::optional<std::vector<std::string>> allow, deny;
+    std::optional<std::size_t> max_pending, max_per_window;
+    std::optional<std::chrono::seconds> window;
 };
+
+// A non-negative integer at most `max`; records an error otherwise.
+std::optional<std::uint64_t> read_count(const json& v, const std::string& file,
+                                        const std::string& path, std::uint64_t max,
+                                        std::vector<ConfigError>& errors) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::uint64_t>() > max) {
+        errors.push_back({file, path, "must be an integer from 0 to " + std::to_string(max)});
+        return std::nullopt;
+    }
+    return v.get<std::uint64_t>();
+}
+
+void read_approvals(const json& v, const std::string& file, Section& s,
+                    std::vector<ConfigError>& errors) {
+    const std::string path = "/network/approvals";
+    if (!v.is_object()) {
+        errors.push_back({file, path, "must be an object"});
+        return;
+    }
+    for (auto& [key, value] : v.items()) {
+        std::string p = path + "/" + key;
+        if (key == "maxPending") {
+            if (auto n = read_count(value, file, p, 1000, errors)) s.max_pending = *n;
+        } else if (key == "maxPerWindow") {
+            if (auto n = read_count(value, file, p, 100000, errors)) s.max_per_window = *n;
+        } else if (key == "windowSeconds") {
+            auto n = read_count(value, file, p, 86400 * 7, errors);
+            if (n && *n == 0)
+                errors.push_back({file, p, "must be at least 1"});
+            else if (n)
+                s.window = std::chrono::seconds(*n);
+        } else {
+            errors.push_back({file, p,
+                              "unknown key (expected \"maxPending\", \"maxPerWindow\" or "
+                              "\"windowSeconds\")"});
+        }
+    }
+}
 
 Section read_network(const json& doc, const std::string& file, std::vector<ConfigError>& errors) {
     Section s;
@@ -294,9 +335,13 @@ Section read_network(const json& doc, const std::string& file, std::vector<Confi
         return s;
     }
     for (auto& [key, value] : it->items()) {
+        if (key == "approvals") {
+            read_approvals(value, file, s, errors);
+            continue;
+        }
         if (key != "allow" && key != "deny") {
-            errors.push_back(
-                {file, "/network/" + key, "unknown key (expected \"allow\" or \"deny\")"});
+            errors.push_back({file, "/network/" + key,
+                              "unknown key (expected \"allow\", \"deny\" or \"approvals\")"});
             continue;
         }
         std::string path = "/network/" + key;
@@ -346,6 +391,26 @@ json read_json_file(const std::filesystem::path& p, std::vector<ConfigError>& er
         errors.push_back({p.string(), "", std::string("invalid JSON: ") + e.what()});
         return nullptr;
     }
+}
+
+// The stricter of two counts where 0 means "no limit".
+std::size_t stricter(std::size_t a, std::size_t b) {
+    if (a == 0) return b;
+    if (b == 0) return a;
+    return std::min(a, b);
+}
+
+void merge_limits(NetworkLimits& l, const Section& s, bool narrow_only) {
+    if (!narrow_only) {
+        if (s.max_pending) l.max_pending_questions = *s.max_pending;
+        if (s.max_per_window) l.max_questions_per_window = *s.max_per_window;
+        if (s.window) l.question_window = *s.window;
+        return;
+    }
+    if (s.max_pending) l.max_pending_questions = stricter(l.max_pending_questions, *s.max_pending);
+    if (s.max_per_window)
+        l.max_questions_per_window = stricter(l.max_questions_per_window, *s.max_per_window);
+    if (s.window) l.question_window = std::max(l.question_window, *s.window);
 }
 
 void append_unique(std::vector<std::string>& to, const std::vector<std::string>& from) {
@@ -408,12 +473,16 @@ LoadedNetworkPolicy load_network_policy(const PolicySources& src) {
     if (ws.allow) l.allow = intersect_allow(l.allow, *ws.allow);
     if (ws.deny) append_unique(l.deny, *ws.deny);
     out.lists = l;
+    merge_limits(out.limits, us, false);
+    merge_limits(out.limits, ss, false);
+    merge_limits(out.limits, ws, true);
     if (!out.errors.empty()) {
         out.policy = NetworkPolicy::deny_all("the network policy could not be loaded: " +
                                              out.errors.front().text());
         return out;
     }
     out.policy = NetworkPolicy::from_strings(l.allow, l.deny);
+    out.policy.set_limits(out.limits);
     return out;
 }
 

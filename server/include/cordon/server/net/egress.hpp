@@ -5,6 +5,9 @@
 //   1. policy.check_host (no DNS yet): deny -> refused; allow -> step 3; ask -> step 2.
 //   2. a remembered `allow-session` for host:port, else ONE question to `ask` (concurrent
 //      requests for the same host:port share it); no answer within ask_timeout -> deny.
+//      Questions are rate-limited per gate (policy.limits(): at most N waiting at once and
+//      M per window); beyond that the destination is refused at once, without asking, with
+//      a reason starting "too many approval questions".
 //      A name that is denied (by rule, by the user, or by timeout) is never resolved.
 //   3. resolve the name ONCE (IP literals are not resolved) through the resolver hook.
 //   4. check EVERY address (policy.check_address). A non-global address not listed by the
@@ -25,6 +28,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -112,9 +116,12 @@ class EgressGate {
     struct Pending;
     struct Answer {
         Decision decision;
-        bool timed_out;
+        bool timed_out = false;
+        std::string refused; // set when the question was not asked (rate limit)
     };
     asio::awaitable<Answer> ask_shared(ApprovalQuestion q, std::string key);
+    // Why a new question may not be asked now ("" when it may).
+    std::string question_limit_reached();
     Authorization refuse(const Host& h, std::uint16_t port, const std::string& via,
                          std::string reason, std::string rule, std::optional<std::string> address,
                          std::string decision);
@@ -128,6 +135,7 @@ class EgressGate {
     ResolveFn resolve_;
     std::set<std::string> session_allowed_; // "host:port" and "host:port|address"
     std::map<std::string, std::shared_ptr<Pending>> pending_;
+    std::deque<std::chrono::steady_clock::time_point> asked_at_; // within the window
     std::vector<Address> own_;
     bool own_fixed_ = false;
     std::chrono::steady_clock::time_point own_at_{};

@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -68,6 +69,19 @@ struct PolicyDecision {
     std::string reason; // human-readable
 };
 
+// Session-wide limits that come with the policy (config `network.approvals`).
+struct NetworkLimits {
+    // Approval questions (sandbox/approve) one session may put to the user: at most
+    // max_pending_questions waiting for an answer at once, and max_questions_per_window
+    // questions asked within question_window. Beyond either, an undecided destination is
+    // refused at once ("too many approval questions ...") and the user is not asked, so a
+    // sandboxed process cannot flood the user with questions about thousands of hosts.
+    // 0: no limit. A question shared by concurrent requests counts once.
+    std::size_t max_pending_questions = 4;
+    std::size_t max_questions_per_window = 20;
+    std::chrono::seconds question_window{600};
+};
+
 class NetworkPolicy {
   public:
     NetworkPolicy() = default; // no rules: every destination is "ask"
@@ -92,10 +106,13 @@ class NetworkPolicy {
 
     const std::vector<NetworkRule>& allow() const { return allow_; }
     const std::vector<NetworkRule>& deny() const { return deny_; }
+    const NetworkLimits& limits() const { return limits_; }
+    void set_limits(NetworkLimits l) { limits_ = l; }
 
   private:
     std::vector<NetworkRule> allow_;
     std::vector<NetworkRule> deny_;
+    NetworkLimits limits_;
     std::optional<std::string> closed_; // deny_all: the reason
 };
 
@@ -127,6 +144,7 @@ struct PolicySources {
 struct LoadedNetworkPolicy {
     NetworkPolicy policy;            // NetworkPolicy::deny_all when errors is non-empty
     NetworkRuleLists lists;          // the merged rule strings
+    NetworkLimits limits;            // the merged limits (also in `policy`)
     std::vector<ConfigError> errors; // empty on success
     bool ok() const { return errors.empty(); }
 };
@@ -141,6 +159,9 @@ std::filesystem::path default_user_config_path();
 //   3. workspace `.cordon/config.json` may only narrow: its `network.allow`, when present,
 //      is intersected with the allow list so far (a rule survives when a rule of the other
 //      list covers it), its `network.deny` is added.
+// `network.approvals` {maxPending, maxPerWindow, windowSeconds} (NetworkLimits): the user
+// config sets them, the session policy overrides what it names, the workspace may only
+// tighten (a smaller non-zero count, a longer window).
 // Errors name the file and JSON pointer; on any error `policy` allows nothing (fail closed)
 // and the caller should refuse the session with the errors' text.
 LoadedNetworkPolicy load_network_policy(const PolicySources& sources);
