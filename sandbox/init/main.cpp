@@ -30,10 +30,13 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <map>
 #include <memory>
 #include <poll.h>
 #include <sched.h>
+#include <set>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -242,6 +245,28 @@ const char* harden_spare(const Session& s, int& err) {
     return nullptr;
 }
 
+// Sends 'L' with the writes filter's listener attached (none when it could not be made),
+// then closes the spare's copy.
+void send_listener(int job_fd, int listener) {
+    char tag = 'L';
+    iovec iov{&tag, 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (listener >= 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &listener, sizeof(int));
+    }
+    raw_syscall(SYS_sendmsg, job_fd, reinterpret_cast<long>(&msg), MSG_NOSIGNAL);
+    if (listener >= 0) raw_syscall(SYS_close, listener);
+}
+
 // A spare: the next command's reaper, made ahead of time in its own pid namespace. Owned
 // by the init; the stack and the job stay allocated until the spare has been reaped.
 struct Spare {
@@ -288,6 +313,9 @@ int run_spare(void* arg) {
     raw_syscall(SYS_close_range, from, ~0u, 0);
     int harden_err = 0;
     const char* failed = harden_spare(s, harden_err);
+    // Last: the filter that shows filesystem writes to the init. Its listener goes to the
+    // init in a message that is always sent, so the init never waits for nothing.
+    send_listener(job_fd, failed ? -ENOSYS : steps::apply_seccomp_writes(s.seccomp));
 
     JobMessage m{};
     iovec iov{&m, sizeof(m)};
@@ -322,9 +350,16 @@ int run_spare(void* arg) {
 struct Running {
     std::uint64_t id = 0;
     bool killed = false;
-    bool answered = false;        // ExecExited already sent
-    std::unique_ptr<Spare> spare; // its stack and job, freed once reaped
+    bool answered = false;          // ExecExited already sent
+    std::unique_ptr<Spare> spare;   // its stack and job, freed once reaped
+    int listener = -1;              // the writes filter's notifications (-1: none)
+    std::set<std::string> reported; // refused writes already sent (operation + path)
+    std::uint32_t unsent = 0;       // refused writes past the per-command cap
 };
+
+// Sizes of the notification structs as this kernel has them (read before the init's own
+// seccomp filter, which has no reason to allow the query).
+seccomp_notif_sizes g_notif_sizes{};
 
 class CommandLoop {
   public:
@@ -336,12 +371,23 @@ class CommandLoop {
         sigaddset(&chld, SIGCHLD);
         int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
         make_spare();
+        std::vector<pollfd> pfds;
+        std::vector<pid_t> owners;
         for (;;) {
-            pollfd pfds[2] = {{s_.control, POLLIN, 0}, {sfd, POLLIN, 0}};
-            if (poll(pfds, 2, -1) < 0) {
+            pfds.assign({{s_.control, POLLIN, 0}, {sfd, POLLIN, 0}});
+            owners.assign(2, 0);
+            for (auto& [pid, r] : running_) {
+                if (r.listener < 0) continue;
+                pfds.push_back({r.listener, POLLIN, 0});
+                owners.push_back(pid);
+            }
+            if (poll(pfds.data(), pfds.size(), -1) < 0) {
                 if (errno == EINTR) continue;
                 shutdown_all(1);
             }
+            // Notified writes first: their callers are blocked until answered.
+            for (std::size_t i = 2; i < pfds.size(); ++i)
+                if (pfds[i].revents) on_notification(owners[i], pfds[i].revents);
             if (pfds[1].revents & POLLIN) {
                 signalfd_siginfo si;
                 while (read(sfd, &si, sizeof(si)) > 0) {
@@ -405,6 +451,12 @@ class CommandLoop {
         const int job_fd = spare_fd_;
         spare_pid_ = -1;
         spare_fd_ = -1;
+        // The spare's first message, sent once it is hardened: the writes listener, if any.
+        std::vector<int> lfds;
+        int lerr = 0;
+        wire::recv_datagram(job_fd, lfds, lerr);
+        for (std::size_t i = 1; i < lfds.size(); ++i)
+            close(lfds[i]);
         prepare(s_, req, spare->job); // before the go-ahead: the spare reads it from here on
         JobMessage m{&spare->job};
         int e = wire::send_datagram(job_fd, std::string_view(reinterpret_cast<char*>(&m), sizeof m),
@@ -413,12 +465,69 @@ class CommandLoop {
         Running r;
         r.id = req.id;
         r.spare = std::move(spare); // freed when reaped, whatever happens next
-        r.answered = e != 0;        // answered below; reap() only frees it
+        if (!lfds.empty()) {
+            r.listener = lfds[0];
+            fcntl(r.listener, F_SETFL, O_NONBLOCK);
+        }
+        r.answered = e != 0; // answered below; reap() only frees it
         running_[pid] = std::move(r);
         if (e) {
             kill(pid, SIGKILL);
             return fail(req.id, std::string("dispatch: ") + strerror(e));
         }
+    }
+
+    // A write-like call of command `pid`'s tree is waiting: note its path(s), let it
+    // continue (the kernel then refuses it or not), report it when the sandbox refuses it.
+    void on_notification(pid_t pid, short revents) {
+        auto it = running_.find(pid);
+        if (it == running_.end() || it->second.listener < 0) return;
+        Running& r = it->second;
+        if (!(revents & POLLIN)) { // every task of the filter is gone
+            close(r.listener);
+            r.listener = -1;
+            return;
+        }
+        std::vector<char> req_buf(
+            std::max<std::size_t>(g_notif_sizes.seccomp_notif, sizeof(seccomp_notif)));
+        std::vector<char> resp_buf(
+            std::max<std::size_t>(g_notif_sizes.seccomp_notif_resp, sizeof(seccomp_notif_resp)));
+        auto* req = reinterpret_cast<seccomp_notif*>(req_buf.data());
+        if (ioctl(r.listener, SECCOMP_IOCTL_NOTIF_RECV, req) != 0) return; // gone already
+        std::uint64_t args[6];
+        for (int i = 0; i < 6; ++i)
+            args[i] = req->data.args[i];
+        // Judged while the caller waits, so a report is on the control socket before the
+        // command can end (the server reads it before the command's outcome).
+        auto attempt = steps::read_write_attempt(static_cast<pid_t>(req->pid), req->data.nr, args);
+        if (attempt) {
+            for (const auto& path : attempt->paths) {
+                if (!steps::refused_write(path, s_.plan.writable)) continue;
+                constexpr std::size_t kMaxReported = 20; // per command; the rest are counted
+                if (r.reported.size() >= kMaxReported) {
+                    // The first one past the cap says so at once; the count follows at the end.
+                    if (r.unsent++ == 0) {
+                        FsViolation v;
+                        v.id = r.id;
+                        v.more = 1;
+                        send_control(s_.control, v);
+                    }
+                } else if (r.reported.insert(attempt->operation + " " + path).second) {
+                    FsViolation v;
+                    v.id = r.id;
+                    v.operation = attempt->operation;
+                    v.path = path;
+                    send_control(s_.control, v);
+                }
+                break;
+            }
+        }
+        auto* resp = reinterpret_cast<seccomp_notif_resp*>(resp_buf.data());
+        resp->id = req->id;
+        resp->val = 0;
+        resp->error = 0;
+        resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        ioctl(r.listener, SECCOMP_IOCTL_NOTIF_SEND, resp); // ENOENT: the caller was killed
     }
 
     void make_spare() {
@@ -480,6 +589,13 @@ class CommandLoop {
                 if (r.killed) done.reason = "killed";
                 send_control(s_.control, done);
             }
+            if (r.unsent > 1) {
+                FsViolation v;
+                v.id = r.id;
+                v.more = r.unsent - 1;
+                send_control(s_.control, v);
+            }
+            if (r.listener >= 0) close(r.listener);
             running_.erase(it);
         }
     }
@@ -653,6 +769,7 @@ int main(int argc, char** argv) {
     fcntl(s.control, F_SETFD, FD_CLOEXEC);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (parent != 0 && getppid() != parent) _exit(1); // the server died before we armed it
+    raw_syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, reinterpret_cast<long>(&g_notif_sizes));
 
     // The namespaces first: they do not depend on the session, so this may happen before
     // the spec exists (spawn_init); the session init reads it once forked.

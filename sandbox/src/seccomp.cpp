@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <utility>
 
 namespace cordon::sandbox::steps {
 namespace {
@@ -507,6 +509,35 @@ std::variant<SeccompProgram, SetupError> build_seccomp() {
             return fail(-rc, "clone rule");
         if (int e = export_filter(c.ctx, prog.payload)) return fail(e, "export payload");
     }
+    // Writes: the calls that create, change or remove filesystem entries are shown to the
+    // init (user notification) so it can report the ones the sandbox refuses. Enforcement
+    // is the mounts' and Landlock's; the init only looks and lets the call continue. Left
+    // empty where the kernel cannot notify: then nothing is reported, nothing breaks.
+    if (seccomp_api_get() >= 5) {
+        Ctx c{seccomp_init(SCMP_ACT_ALLOW)};
+        if (!c.ctx) return fail(ENOMEM, "seccomp_init");
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0);
+        for (const char* name : {"creat", "mkdir", "mkdirat", "unlink", "unlinkat", "rmdir",
+                                 "rename", "renameat", "renameat2", "link", "linkat", "symlink",
+                                 "symlinkat", "mknod", "mknodat", "truncate"}) {
+            int nr = seccomp_syscall_resolve_name(name);
+            if (nr == __NR_SCMP_ERROR || nr < 0) continue;
+            if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_NOTIFY, nr, 0); rc < 0)
+                return fail(-rc, name);
+        }
+        // open/openat only with a flag that asks for writing (reads stay unnotified).
+        for (auto [name, arg] : {std::pair{"open", 1u}, std::pair{"openat", 2u}}) {
+            int nr = seccomp_syscall_resolve_name(name);
+            if (nr == __NR_SCMP_ERROR || nr < 0) continue;
+            for (scmp_datum_t bit : {O_WRONLY, O_RDWR, O_CREAT, O_TRUNC}) {
+                scmp_arg_cmp cmp{arg, SCMP_CMP_MASKED_EQ, bit, bit};
+                if (int rc = seccomp_rule_add_array(c.ctx, SCMP_ACT_NOTIFY, nr, 1, &cmp); rc < 0)
+                    return fail(-rc, name);
+            }
+        }
+        if (int e = export_filter(c.ctx, prog.writes)) return fail(e, "export writes");
+    }
     return prog;
 }
 
@@ -517,18 +548,19 @@ const std::variant<SeccompProgram, SetupError>& compiled_seccomp() {
 
 std::vector<std::string> serialize(const SeccompProgram& prog) {
     std::vector<std::string> out;
-    for (const auto* f : {&prog.allowlist, &prog.arguments, &prog.payload})
+    for (const auto* f : {&prog.allowlist, &prog.arguments, &prog.payload, &prog.writes})
         out.emplace_back(reinterpret_cast<const char*>(f->data()), f->size() * sizeof(sock_filter));
     return out;
 }
 
 std::optional<SeccompProgram> deserialize_seccomp(const std::vector<std::string>& blobs) {
-    if (blobs.size() != 3) return std::nullopt;
+    if (blobs.size() != 4) return std::nullopt;
     SeccompProgram prog;
-    std::vector<sock_filter>* dst[] = {&prog.allowlist, &prog.arguments, &prog.payload};
-    for (std::size_t i = 0; i < 3; ++i) {
+    std::vector<sock_filter>* dst[] = {&prog.allowlist, &prog.arguments, &prog.payload,
+                                       &prog.writes};
+    for (std::size_t i = 0; i < 4; ++i) {
         const auto& b = blobs[i];
-        if (b.empty() || b.size() % sizeof(sock_filter) != 0 ||
+        if ((b.empty() && i != 3) || b.size() % sizeof(sock_filter) != 0 ||
             b.size() / sizeof(sock_filter) > BPF_MAXINSNS)
             return std::nullopt;
         dst[i]->resize(b.size() / sizeof(sock_filter));
@@ -553,6 +585,15 @@ int apply_seccomp_init(const SeccompProgram& prog) {
 
 int apply_seccomp_payload(const SeccompProgram& prog) {
     return attach(prog.payload);
+}
+
+int apply_seccomp_writes(const SeccompProgram& prog) {
+    if (prog.writes.empty()) return -ENOSYS;
+    sock_fprog fp{static_cast<unsigned short>(prog.writes.size()),
+                  const_cast<sock_filter*>(prog.writes.data())};
+    return static_cast<int>(raw_syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                        SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                                        reinterpret_cast<long>(&fp)));
 }
 
 } // namespace cordon::sandbox::steps

@@ -61,6 +61,7 @@ struct SeccompProgram {
     std::vector<sock_filter> allowlist; // default ENOSYS, explicit EPERM for dangerous calls
     std::vector<sock_filter> arguments; // default ALLOW, EPERM/EAFNOSUPPORT on argument checks
     std::vector<sock_filter> payload;   // default ALLOW, clone(CLONE_NEWPID) -> EPERM
+    std::vector<sock_filter> writes;    // default ALLOW, filesystem writes -> NOTIFY (or empty)
 };
 std::variant<SeccompProgram, SetupError> build_seccomp();
 // Compiled once per process (libseccomp takes ~1 ms): what start_init sends to the init.
@@ -69,6 +70,9 @@ std::vector<std::string> serialize(const SeccompProgram& prog);
 std::optional<SeccompProgram> deserialize_seccomp(const std::vector<std::string>& blobs);
 int apply_seccomp_init(const SeccompProgram& prog);    // returns 0 or errno
 int apply_seccomp_payload(const SeccompProgram& prog); // returns 0 or errno; async-signal-safe
+// Attaches `writes` with a user-notification listener: returns its fd, or -errno (-ENOSYS
+// when there is no such program). Async-signal-safe.
+int apply_seccomp_writes(const SeccompProgram& prog);
 
 // landlock.cpp
 int landlock_abi(); // 0 when unavailable
@@ -90,5 +94,19 @@ int open_pid_max(int sysctl_kernel_dir);                              // returns
 int limit_pid_namespace(int pid_max_fd, std::uint32_t max_processes); // returns 0 or errno
 bool kernel_at_least(int major, int minor);                           // from uname(2)
 int drop_capabilities(); // bounding, ambient, effective/permitted/inheritable
+
+// write_watch.cpp: refused filesystem writes, for reporting (never enforcement).
+struct WriteAttempt {
+    std::string operation;          // "open for writing", "mkdir", "rename", ...
+    std::vector<std::string> paths; // absolute, lexically normalised
+};
+std::string normalize_path(const std::string& path); // "/a/./b/../c" -> "/a/c"
+bool under_any(const std::string& path, const std::vector<std::string>& roots);
+// The paths a notified write-like call names, read from the target's memory; nullopt when
+// the call is not one of them or the target is gone.
+std::optional<WriteAttempt> read_write_attempt(pid_t pid, long nr, const std::uint64_t args[6]);
+// Whether the sandbox refuses a write at `path` (in this view): outside every writable root
+// once symlinks are resolved. Devices, fifos, sockets and /proc are never reported.
+bool refused_write(const std::string& path, const std::vector<std::string>& writable);
 
 } // namespace cordon::sandbox::steps

@@ -16,6 +16,7 @@ enum Tag : std::uint8_t {
     kKillRequest = 2,
     // 3 was ExecStarted (no longer sent: nothing needed it)
     kExecExited = 4,
+    kFsViolation = 5,
     kSpec = 0x10,
     kReady = 0x11,
     kSetupError = 0x12,
@@ -163,6 +164,12 @@ std::string encode(const ControlMessage& msg) {
             } else if constexpr (std::is_same_v<M, KillRequest>) {
                 w.u8(kKillRequest);
                 w.u64(m.id);
+            } else if constexpr (std::is_same_v<M, FsViolation>) {
+                w.u8(kFsViolation);
+                w.u64(m.id);
+                w.str(m.operation);
+                w.str(m.path);
+                w.u32(m.more);
             } else {
                 w.u8(kExecExited);
                 w.u64(m.id);
@@ -191,6 +198,14 @@ std::optional<ControlMessage> decode_control(std::string_view bytes) {
         KillRequest m;
         m.id = r.u64();
         return finish<ControlMessage>(r, m);
+    }
+    case kFsViolation: {
+        FsViolation m;
+        m.id = r.u64();
+        m.operation = r.str();
+        m.path = r.str();
+        m.more = r.u32();
+        return finish<ControlMessage>(r, std::move(m));
     }
     case kExecExited: {
         ExecExited m;

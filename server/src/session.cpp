@@ -207,11 +207,19 @@ std::optional<json> Session::single_running_request() const {
     return running_.begin()->second->request_id;
 }
 
-void Session::report_violation(const std::string& kind, const json& detail) {
+void Session::report_violation(const std::string& kind, const json& detail,
+                               std::optional<std::uint64_t> exec_id) {
     json params = {{"sessionId", id()}, {"kind", kind}, {"detail", detail}};
-    if (auto rid = single_running_request()) params["requestId"] = *rid;
+    // Tied to the exec that caused it: known for filesystem writes and limit kills; for
+    // network requests only when a single exec is running.
+    auto own = exec_id ? running_.find(*exec_id) : running_.end();
+    if (own != running_.end())
+        params["requestId"] = own->second->request_id;
+    else if (auto rid = single_running_request(); rid && !exec_id)
+        params["requestId"] = *rid;
     spdlog::info("session {}: violation: {}", id(), serialize(params));
     for (auto& [eid, r] : running_) {
+        if (exec_id && eid != *exec_id) continue;
         json v = {{"kind", kind}, {"detail", detail}};
         r->violations.push_back(std::move(v));
     }
@@ -357,30 +365,44 @@ asio::awaitable<void> Session::control_loop() {
         co_await control_->async_wait(asio::posix::stream_descriptor::wait_read,
                                       asio::redirect_error(asio::use_awaitable, ec));
         if (ec || !control_) break;
-        for (;;) {
-            std::vector<int> fds;
-            int err = 0;
-            auto msg = sandbox::recv_control(control_->native_handle(), fds, err);
-            for (int fd : fds)
-                ::close(fd); // the init passes none to us after setup
-            if (!msg) {
-                if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) break;
-                spdlog::error("session {}: sandbox init is gone ({})", id(),
-                              err ? std::strerror(err) : "EOF");
-                fail_all("the sandbox init exited unexpectedly");
-                release_init();
-                boost::system::error_code cec;
-                if (control_) control_->close(cec);
-                control_.reset();
-                co_return;
+        if (!drain_control()) co_return;
+    }
+}
+
+// Handles every message the init has queued; false once the init is gone.
+bool Session::drain_control() {
+    for (;;) {
+        if (!control_) return false;
+        std::vector<int> fds;
+        int err = 0;
+        auto msg = sandbox::recv_control(control_->native_handle(), fds, err);
+        for (int fd : fds)
+            ::close(fd); // the init passes none to us after setup
+        if (!msg) {
+            if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return true;
+            spdlog::error("session {}: sandbox init is gone ({})", id(),
+                          err ? std::strerror(err) : "EOF");
+            fail_all("the sandbox init exited unexpectedly");
+            release_init();
+            boost::system::error_code cec;
+            if (control_) control_->close(cec);
+            control_.reset();
+            return false;
+        }
+        if (auto* ex = std::get_if<sandbox::ExecExited>(&*msg)) {
+            auto it = running_.find(ex->id);
+            if (it != running_.end() && !it->second->exited) {
+                it->second->exited = *ex;
+                it->second->done.cancel();
             }
-            if (auto* ex = std::get_if<sandbox::ExecExited>(&*msg)) {
-                auto it = running_.find(ex->id);
-                if (it != running_.end() && !it->second->exited) {
-                    it->second->exited = *ex;
-                    it->second->done.cancel();
-                }
+        } else if (auto* v = std::get_if<sandbox::FsViolation>(&*msg)) {
+            json detail = json::object();
+            if (!v->path.empty()) {
+                detail["operation"] = v->operation;
+                detail["path"] = v->path;
             }
+            if (v->more) detail["moreNotListed"] = v->more;
+            report_violation("filesystem", detail, v->id);
         }
     }
 }
@@ -541,6 +563,9 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
         }
     }
     if (cancelled) throw RpcError(code::request_cancelled, "request cancelled");
+    // The init queues a refused write's report before the write can even fail, so what is
+    // in the socket now belongs in this result.
+    if (control_) drain_control();
 
     ExecResult res;
     res.stdout_data = std::move(st->out.data);
@@ -577,13 +602,13 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
         if (st->timed_out) {
             res.reason = "timeout";
             json detail = {{"limit", "timeout"}, {"timeoutMs", req.limits.timeout_ms}};
-            report_violation("limit", detail);
+            report_violation("limit", detail, exec_id);
         } else if (ex.reason == "memory-limit") {
             res.reason = ex.reason;
         }
         if (!ex.reason.empty() && ex.reason != "killed") {
             json detail = {{"limit", ex.reason}};
-            report_violation("limit", detail);
+            report_violation("limit", detail, exec_id);
         }
     }
 

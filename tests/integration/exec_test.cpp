@@ -201,6 +201,34 @@ TEST_CASE("a timeout kills the whole tree, daemons included", "[exec][limits]") 
     CHECK(eventually_gone("987653"));
 }
 
+TEST_CASE("refused filesystem writes are reported: result, notification and audit log",
+          "[exec][violations]") {
+    Env e;
+    std::vector<json> notified;
+    json params = {{"sessionId", e.sid},
+                   {"command", "echo x > /etc/cordon-probe; echo ok > fine.txt; "
+                               "echo ok > /tmp/fine; true"}};
+    auto r = e.server->result("exec", params, [&](const json& m) {
+        if (m.value("method", "") == "sandbox/violation") notified.push_back(m["params"]);
+    });
+    INFO(r.dump());
+    CHECK(r["exitCode"] == 0);
+    REQUIRE(r["violations"].size() == 1);
+    CHECK(r["violations"][0]["kind"] == "filesystem");
+    CHECK(r["violations"][0]["detail"]["path"] == "/etc/cordon-probe");
+    CHECK(r["violations"][0]["detail"]["operation"] == "open for writing");
+    REQUIRE(notified.size() == 1);
+    CHECK(notified[0]["kind"] == "filesystem");
+    CHECK(notified[0].contains("requestId"));
+    CHECK(!fs::exists("/etc/cordon-probe"));
+    std::string audit = read_file(e.root / "state/sessions" / e.sid / "audit.jsonl");
+    CHECK(audit.find("/etc/cordon-probe") != std::string::npos);
+
+    // Another command's writes are its own: nothing refused, nothing reported.
+    auto clean = e.exec({{"command", "echo again > fine.txt"}});
+    CHECK(clean["violations"].empty());
+}
+
 TEST_CASE("background processes do not outlive the call", "[exec]") {
     Env e;
     auto r = e.exec(

@@ -1,6 +1,8 @@
 // Real sandboxes: start, exec, copy-on-write workspace, lifecycle.
 #include "harness.hpp"
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
@@ -274,4 +276,43 @@ TEST_CASE("everyday tools work under the filters", "[sandbox][session]") {
     if (exists("/usr/bin/python3")) CHECK(r.out.find("py-ok") != std::string::npos);
     if (exists("/usr/bin/cc")) CHECK(r.out.find("cc-ok") != std::string::npos);
     if (exists("/usr/bin/git")) CHECK_FALSE(exists(sb.spec().workspace + "/repo"));
+}
+
+TEST_CASE("refused filesystem writes are reported with their paths, allowed ones are not",
+          "[sandbox][session][violations]") {
+    TestSandbox sb;
+    REQUIRE(sb.error() == "");
+    auto r = sb.sh("echo x > /etc/cordon-probe; mkdir /usr/cordon-probe; touch /cordon-probe;"
+                   "(cd /etc && rm -f hostname); mv /etc/passwd /tmp/pw;"
+                   "echo ok > in-ws.txt; mkdir -p sub && (cd sub && echo y > ../rel.txt);"
+                   "echo ok > /tmp/t; echo ok > /var/tmp/vt; echo ok > \"$HOME/h\";"
+                   "echo ok > /dev/null; true");
+    INFO(r.describe());
+    auto has = [&r](const std::string& w) {
+        return std::find(r.refused_writes.begin(), r.refused_writes.end(), w) !=
+               r.refused_writes.end();
+    };
+    CHECK(has("open for writing /etc/cordon-probe"));
+    CHECK(has("mkdir /usr/cordon-probe"));
+    CHECK(has("open for writing /cordon-probe"));
+    CHECK(has("unlink /etc/hostname")); // relative to the caller's cwd
+    CHECK(has("rename /etc/passwd"));
+    for (const auto& w : r.refused_writes) {
+        INFO(w);
+        CHECK(w.find(sb.tree().workspace) == std::string::npos);
+        CHECK(w.find(" /tmp/") == std::string::npos);
+        CHECK(w.find("/var/tmp") == std::string::npos); // a symlink into /tmp: allowed
+        CHECK(w.find("/dev/null") == std::string::npos);
+        CHECK(w.find("/h") != w.size() - 2);
+    }
+    CHECK(r.refused_writes.size() <= 6); // mv may also try unlinking /etc/passwd
+    CHECK(!exists("/etc/cordon-probe"));
+    CHECK(!exists("/usr/cordon-probe"));
+    CHECK(exists(sb.tree().state + "/upper/rel.txt"));
+
+    // One command's reports are capped; the rest are counted.
+    auto flood = sb.sh("for i in $(seq 1 30); do touch /etc/flood-$i 2>/dev/null; done; true");
+    INFO(flood.describe());
+    CHECK(flood.refused_writes.size() == 20);
+    CHECK(flood.more_refused >= 1); // the count of the rest follows the outcome
 }

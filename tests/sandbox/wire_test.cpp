@@ -1,7 +1,9 @@
 // Control-message encoding: round trips, fds, and hostile input.
+#include "../../sandbox/src/steps.hpp"
 #include "cordon/sandbox/wire.hpp"
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -37,6 +39,46 @@ TEST_CASE("every control message round-trips", "[sandbox][unit][wire]") {
     CHECK(e.error == "exec x: nope");
     CHECK(std::get<KillRequest>(*wire::decode_control(wire::encode(ControlMessage{KillRequest{5}})))
               .id == 5);
+    FsViolation fv{11, "mkdir", "/usr/x", 3};
+    auto f = std::get<FsViolation>(*wire::decode_control(wire::encode(ControlMessage{fv})));
+    CHECK(f.id == 11);
+    CHECK(f.operation == "mkdir");
+    CHECK(f.path == "/usr/x");
+    CHECK(f.more == 3);
+}
+
+TEST_CASE("the status pipe reader: error records, then the wait status", "[sandbox][unit][wire]") {
+    StatusReader r;
+    std::string e = "E";
+    std::uint16_t len = 9;
+    e.append(reinterpret_cast<const char*>(&len), 2);
+    e += "exec x: y";
+    int status = SIGXCPU; // killed by the CPU rlimit
+    std::string s = "S" + std::string(reinterpret_cast<const char*>(&status), sizeof status);
+    std::string all = e + s;
+    // Fed a byte at a time: nothing until the status is complete.
+    for (std::size_t i = 0; i + 1 < all.size(); ++i)
+        CHECK(!r.feed(all.substr(i, 1)));
+    auto done = r.feed(all.substr(all.size() - 1));
+    REQUIRE(done);
+    CHECK(done->wait_status == SIGXCPU);
+    CHECK(done->reason == "cpu-limit");
+    CHECK(done->error == "exec x: y");
+    CHECK(r.error() == "exec x: y");
+}
+
+TEST_CASE("write paths are normalised and judged against the writable roots",
+          "[sandbox][unit][violations]") {
+    using steps::normalize_path;
+    CHECK(normalize_path("/a/./b/../c//d/") == "/a/c/d");
+    CHECK(normalize_path("/../..") == "/");
+    CHECK(normalize_path("/ws/sub/../../etc/passwd") == "/etc/passwd");
+    std::vector<std::string> roots{"/ws", "/tmp"};
+    CHECK(steps::under_any("/ws", roots));
+    CHECK(steps::under_any("/ws/a/b", roots));
+    CHECK(!steps::under_any("/wsx/a", roots));
+    CHECK(!steps::under_any("/etc/passwd", roots));
+    CHECK(steps::under_any("/anything", {"/"}));
 }
 
 TEST_CASE("spec and setup replies round-trip", "[sandbox][unit][wire]") {

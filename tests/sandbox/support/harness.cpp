@@ -237,6 +237,13 @@ void TestSandbox::pump(int timeout_ms) {
         for (int f : fds)
             close(f);
         if (!msg) throw std::runtime_error("control socket closed: " + std::string(strerror(err)));
+        if (auto* v = std::get_if<FsViolation>(&*msg)) {
+            if (auto it = pending_.find(v->id); it != pending_.end()) {
+                if (!v->path.empty())
+                    it->second.result.refused_writes.push_back(v->operation + " " + v->path);
+                it->second.result.more_refused += v->more;
+            }
+        }
         if (auto* done = std::get_if<ExecExited>(&*msg)) {
             Pending& p = pending_[done->id];
             if (!p.exited) {

@@ -47,6 +47,8 @@ struct RunResult {
     int wait_status = -1;
     std::string out, err;
     std::string reason, error;
+    std::vector<std::string> refused_writes; // "operation path" from FsViolation
+    std::uint32_t more_refused = 0;
     bool timed_out = false;
     int exit_code() const; // -1 when killed by a signal
     std::string describe() const;

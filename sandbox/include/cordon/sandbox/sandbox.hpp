@@ -153,7 +153,20 @@ struct ExecExited {
     std::string error;   // non-empty: the command could not be started (setup step)
 };
 
-using ControlMessage = std::variant<ExecRequest, KillRequest, ExecExited>;
+// init -> server: command `id` tried to change the filesystem where the sandbox does not
+// let it (read-only or outside the writable places); the call itself failed (EROFS/EACCES).
+// Seen through a seccomp notification of the write-like calls; best effort (a path reached
+// through a symlink inside a writable place may not be seen), never part of enforcement.
+struct FsViolation {
+    std::uint64_t id = 0;
+    std::string operation; // "open for writing", "mkdir", "unlink", "rename", ...
+    std::string path;      // absolute, as the sandbox sees it
+    // Past 20 reports per command the rest are counted: one message with more = 1 when
+    // the cap is reached, one with the remaining count when the command has ended.
+    std::uint32_t more = 0;
+};
+
+using ControlMessage = std::variant<ExecRequest, KillRequest, ExecExited, FsViolation>;
 
 // Parses a command's status pipe: 'E' u16 length + text (a step before exec failed; may
 // come alone), then 'S' + int wait status, written last by the command's reaper.

@@ -94,13 +94,17 @@ class Session : public std::enable_shared_from_this<Session> {
     net::EgressGate& gate() { return *gate_; }
     // A policy denial or limit kill: sent as sandbox/violation, written to the audit log,
     // and added to the results of the commands running now.
-    void report_violation(const std::string& kind, const json& detail);
+    // To the client (sandbox/violation), the audit log and the running execs' results;
+    // with exec_id, to that exec only.
+    void report_violation(const std::string& kind, const json& detail,
+                          std::optional<std::uint64_t> exec_id = std::nullopt);
     // The exec request id a violation can be tied to (only when exactly one command runs).
     std::optional<json> single_running_request() const;
 
   private:
     struct Running;
     asio::awaitable<void> control_loop();
+    bool drain_control();
     void fail_all(const std::string& why);
     asio::awaitable<net::Decision> ask_client(net::ApprovalQuestion q);
     // Puts a question to the attached client (sandbox/approve); deny without one.
