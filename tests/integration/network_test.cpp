@@ -50,6 +50,10 @@ struct NetEnv {
         return server->result("session/create",
                               {{"workspace", ws.string()}, {"policy", policy}})["sessionId"];
     }
+    // A session whose network policy is the user config's alone.
+    std::string session_from_config() {
+        return server->result("session/create", {{"workspace", ws.string()}})["sessionId"];
+    }
     // Runs `command` in the session; `on_other` sees notifications and approval questions.
     json exec(const std::string& sid, const std::string& command,
               const std::function<void(const json&)>& on_other = {}) {
@@ -297,4 +301,40 @@ TEST_CASE("approval questions beyond the session's limit are refused without ask
         if (v["detail"]["reason"].get<std::string>().starts_with("too many approval questions"))
             ++limited;
     CHECK(limited == 2);
+}
+
+TEST_CASE("method rules from the user config: GET allowed, POST refused, tunnels refused",
+          "[net][sandbox-net][net06]") {
+    IoThread t;
+    OriginServer http(t.io, false), https(t.io, true);
+    auto p = std::to_string(http.port()), ps = std::to_string(https.port());
+    json config = {{"network",
+                    {{"allow",
+                      {json{{"host", "127.0.0.1:" + p}, {"methods", {"GET", "HEAD"}}},
+                       json{{"host", "127.0.0.1:" + ps}, {"methods", {"GET"}}}}}}}};
+    NetEnv e({}, config.dump());
+    e.server->initialize();
+    auto sid = e.session_from_config();
+    auto get = e.exec(sid, "curl -sS " + url(http.port()));
+    CHECK(get["exitCode"] == 0);
+    CHECK(get["stdout"].get<std::string>().find("hello") != std::string::npos);
+    CHECK(get["violations"].empty());
+
+    auto post = e.exec(sid, "curl -sS -i -d token=secret " + url(http.port(), "/echo"));
+    auto out = post["stdout"].get<std::string>();
+    CHECK(out.starts_with("HTTP/1.1 403"));
+    CHECK(out.find("method POST is not allowed") != std::string::npos);
+    REQUIRE(post["violations"].size() == 1);
+    CHECK(post["violations"][0]["kind"] == "network");
+    CHECK(post["violations"][0]["detail"]["reason"].get<std::string>().find(
+              "method POST is not allowed") != std::string::npos);
+    // HTTPS goes through CONNECT, which such a rule cannot police: refused, saying why.
+    auto tls = e.exec(sid, "curl -sS -o /dev/null -w '%{http_connect}' --cacert test-ca.pem " +
+                               url(https.port(), "/hello", true));
+    CHECK(tls["stdout"] == "403");
+    REQUIRE(tls["violations"].size() == 1);
+    CHECK(tls["violations"][0]["detail"]["reason"].get<std::string>().find("opaque tunnel") !=
+          std::string::npos);
+    CHECK(http.requests == 1);
+    CHECK(https.requests == 0);
 }

@@ -169,3 +169,36 @@ TEST_CASE("config: approval question limits", "[net][config][approvals]") {
         CHECK(verdict(r.policy, "example.com") == Verdict::deny); // fail closed
     }
 }
+
+TEST_CASE("config: object rules and the egress budget", "[net][config][net06]") {
+    TempDir d;
+    auto ws = d.path / "ws";
+    fs::create_directories(ws);
+    SECTION("object rules load; deny rules must be strings") {
+        auto user = d.write("config.json", R"({"network": {
+            "allow": ["pypi.org", {"host": "registry.npmjs.org", "methods": ["GET", "HEAD"]}],
+            "maxEgressBytes": 1000000}})");
+        auto r = load_network_policy({user, nullptr, ws});
+        REQUIRE(r.ok());
+        CHECK(r.policy.limits().max_egress_bytes == 1000000);
+        std::string err;
+        RequestLine post{"POST", "/"};
+        CHECK(r.policy.check_host(*parse_host("registry.npmjs.org", err), 443, &post).verdict ==
+              Verdict::deny);
+        user = d.write("config.json", R"({"network": {
+            "deny": [{"host": "x.test"}], "allow": [{"host": "y.test", "paths": ["a"]}, 5]}})");
+        r = load_network_policy({user, nullptr, ws});
+        REQUIRE(r.errors.size() == 3);
+        CHECK(r.errors[0].path == "/network/allow/0");
+        CHECK(r.errors[0].message.find("invalid path prefix") != std::string::npos);
+        CHECK(r.errors[1].path == "/network/allow/1");
+        CHECK(r.errors[2].path == "/network/deny/0");
+    }
+    SECTION("the workspace may lower the egress budget, not raise it") {
+        auto user = d.write("config.json", R"({"network": {"maxEgressBytes": 1000}})");
+        d.write("ws/.cordon/config.json", R"({"network": {"maxEgressBytes": 0}})");
+        CHECK(load_network_policy({user, nullptr, ws}).policy.limits().max_egress_bytes == 1000);
+        d.write("ws/.cordon/config.json", R"({"network": {"maxEgressBytes": 10}})");
+        CHECK(load_network_policy({user, nullptr, ws}).policy.limits().max_egress_bytes == 10);
+    }
+}

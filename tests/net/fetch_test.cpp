@@ -207,6 +207,45 @@ TEST_CASE("fetch: policy / redirects", "[net][fetch]") {
     }
 }
 
+TEST_CASE("fetch: method/path rules and the egress budget (NET-06)", "[net][fetch][net06]") {
+    FetchWorld w(kAllowAll);
+    w.t.sync([&] {
+        auto p = NetworkPolicy::from_json(
+            {json{{"host", "allowed.test:*"}, {"methods", {"GET"}}, {"paths", {"/hello"}}},
+             json("127.0.0.1:*")},
+            {});
+        NetworkLimits l;
+        l.max_egress_bytes = 20000;
+        p.set_limits(l);
+        w.f->gate->set_policy(p);
+    });
+    FetchRequest get;
+    get.url = w.plain("/hello");
+    CHECK(w.fetch(get)["status"] == 200);
+    FetchRequest post = get;
+    post.method = "POST";
+    post.body = "secret";
+    auto e = w.fetch_error(post);
+    CHECK(e.code == -32003);
+    CHECK(e.data["reason"].get<std::string>().find("method POST is not allowed") !=
+          std::string::npos);
+    FetchRequest other = get;
+    other.url = w.plain("/echo");
+    CHECK(w.fetch_error(other).data["reason"].get<std::string>().find("path /echo is not") !=
+          std::string::npos);
+    CHECK(w.http.requests == 1);
+    CHECK(w.f->violations_copy().size() == 2);
+    // Egress: a GET whose headers carry 30 kB is over the 20 kB budget.
+    FetchRequest big = get;
+    big.headers.push_back({"X-Data", std::string(30000, 'a')});
+    e = w.fetch_error(big);
+    CHECK(e.code == -32003);
+    CHECK(e.data["reason"].get<std::string>().find("egress byte budget") != std::string::npos);
+    CHECK(w.http.requests == 1);
+    e = w.fetch_error(get); // exhausted for good
+    CHECK(e.data["reason"].get<std::string>().find("egress byte budget") != std::string::npos);
+}
+
 TEST_CASE("fetch: timeout and connection failures", "[net][fetch]") {
     FetchWorld w(kAllowAll);
     FetchRequest slow;

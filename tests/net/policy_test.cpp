@@ -176,3 +176,101 @@ TEST_CASE("rule coverage and allow-list intersection", "[net][policy]") {
           std::vector<std::string>{"example.com"});
     CHECK(intersect_allow({"example.com"}, {}).empty());
 }
+
+TEST_CASE("method and path rules (NET-06)", "[net][policy][net06]") {
+    std::string err;
+    auto host = [&](const char* h) { return *parse_host(h, err); };
+    auto check = [&](const NetworkPolicy& p, const char* h, std::uint16_t port, const char* m,
+                     const char* target) {
+        RequestLine line{m, target};
+        return p.check_host(host(h), port, &line);
+    };
+    auto p = NetworkPolicy::from_json(
+        {json{{"host", "registry.npmjs.org"}, {"methods", {"GET", "head"}}},
+         json{{"host", "api.example.test"}, {"paths", {"/v1/", "/status"}}},
+         json{{"host", "mixed.test"}, {"methods", {"GET"}}}, json("mixed.test:8080")},
+        {});
+    SECTION("methods") {
+        CHECK(check(p, "registry.npmjs.org", 443, "GET", "/react").verdict == Verdict::allow);
+        CHECK(check(p, "registry.npmjs.org", 80, "HEAD", "/react").verdict == Verdict::allow);
+        auto post = check(p, "registry.npmjs.org", 443, "POST", "/-/v1/login");
+        CHECK(post.verdict == Verdict::deny); // denied, not asked
+        CHECK(post.reason.find("method POST is not allowed by rule") != std::string::npos);
+        CHECK(post.reason.find("(allowed: GET, HEAD)") != std::string::npos);
+        CHECK(check(p, "registry.npmjs.org", 443, "get", "/").verdict == Verdict::deny);
+        // Ports of the host part still apply: another port is not covered by the rule.
+        CHECK(check(p, "registry.npmjs.org", 8443, "GET", "/").verdict == Verdict::ask);
+    }
+    SECTION("paths: prefixes at a '/' boundary, query ignored, tricks refused") {
+        CHECK(check(p, "api.example.test", 443, "POST", "/v1/repos?x=1").verdict == Verdict::allow);
+        CHECK(check(p, "api.example.test", 443, "GET", "/status").verdict == Verdict::allow);
+        CHECK(check(p, "api.example.test", 443, "GET", "/status/x").verdict == Verdict::allow);
+        CHECK(check(p, "api.example.test", 443, "GET", "/statusx").verdict == Verdict::deny);
+        CHECK(check(p, "api.example.test", 443, "GET", "/v1").verdict == Verdict::deny);
+        CHECK(check(p, "api.example.test", 443, "GET", "/gists").verdict == Verdict::deny);
+        CHECK(check(p, "api.example.test", 443, "GET", "/?/v1/").verdict == Verdict::deny);
+        for (auto* t : {"/v1/../gists", "/v1/./x", "/v1/%2e%2e/gists", "/v1/%2E%2e/gists",
+                        "/v1/..%2fgists", "/v1\\..\\gists", "/v1/x%2Fy", "/v1/%5c"}) {
+            auto d = check(p, "api.example.test", 443, "GET", t);
+            INFO(t);
+            CHECK(d.verdict == Verdict::deny);
+            CHECK(d.reason.find("cannot judge") != std::string::npos);
+        }
+    }
+    SECTION("an opaque tunnel cannot be allowed by a method/path rule") {
+        std::string err2;
+        auto d = p.check_host(host("registry.npmjs.org"), 443);
+        CHECK(d.verdict == Verdict::deny);
+        CHECK(d.reason.find("cannot be enforced on an opaque tunnel") != std::string::npos);
+        // An unrestricted rule for that host and port still allows tunnels.
+        CHECK(p.check_host(host("mixed.test"), 8080).verdict == Verdict::allow);
+        CHECK(p.check_host(host("mixed.test"), 443).verdict == Verdict::deny);
+        CHECK(check(p, "mixed.test", 8080, "POST", "/").verdict == Verdict::allow);
+    }
+    SECTION("object rules: parsing, text, coverage") {
+        auto r = parse_rule_spec(json{{"host", "*.npmjs.org"}, {"methods", {"get"}}}, err);
+        REQUIRE(r);
+        CHECK(r->methods == std::vector<std::string>{"GET"});
+        CHECK(r->text == R"({"host":"*.npmjs.org","methods":["get"]})");
+        auto bad = [&](json j) {
+            bool ok = parse_rule_spec(j, err).has_value();
+            INFO(j.dump() << ": " << err);
+            CHECK_FALSE(ok);
+        };
+        bad(json{{"methods", {"GET"}}});
+        bad(json{{"host", "x.test"}, {"methods", json::array()}});
+        bad(json{{"host", "x.test"}, {"methods", {"GE T"}}});
+        bad(json{{"host", "x.test"}, {"methods", {"CONNECT"}}});
+        bad(json{{"host", "x.test"}, {"paths", {"relative"}}});
+        bad(json{{"host", "x.test"}, {"paths", {"/a/../b"}}});
+        bad(json{{"host", "x.test"}, {"paths", {"/a?b"}}});
+        bad(json{{"host", "x.test"}, {"verbs", {"GET"}}});
+        bad(json(7));
+        CHECK_THROWS_AS(
+            NetworkPolicy::from_json({}, {json{{"host", "x.test"}, {"methods", {"GET"}}}}),
+            std::invalid_argument);
+        auto any = *parse_rule("registry.npmjs.org", err);
+        auto get =
+            *parse_rule_spec(json{{"host", "registry.npmjs.org"}, {"methods", {"GET"}}}, err);
+        auto gh = *parse_rule_spec(
+            json{{"host", "registry.npmjs.org"}, {"methods", {"GET", "HEAD"}}, {"paths", {"/a/"}}},
+            err);
+        CHECK(any.covers(get));
+        CHECK_FALSE(get.covers(any));
+        CHECK(get.covers(gh) == false); // gh allows HEAD
+        auto g_a = *parse_rule_spec(
+            json{{"host", "registry.npmjs.org"}, {"methods", {"GET"}}, {"paths", {"/a/b"}}}, err);
+        CHECK(gh.covers(g_a));
+        CHECK_FALSE(g_a.covers(gh));
+        // Workspace narrowing keeps the narrower rule.
+        auto out =
+            intersect_allow_rules({json("registry.npmjs.org")},
+                                  {json{{"host", "registry.npmjs.org"}, {"methods", {"GET"}}}});
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].is_object());
+        out = intersect_allow_rules({json{{"host", "registry.npmjs.org"}, {"methods", {"GET"}}}},
+                                    {json("registry.npmjs.org")});
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].is_object()); // the workspace cannot lift the restriction
+    }
+}

@@ -555,6 +555,109 @@ TEST_CASE("approval questions are rate-limited per session", "[net][proxy][appro
     }
 }
 
+TEST_CASE("method/path rules in the HTTP proxy; refused for tunnels (NET-06)",
+          "[net][proxy][net06]") {
+    World w;
+    const auto& certs = TestCerts::get();
+    ProxyFixture f(w.t, {}, {});
+    map_test_names(f);
+    f.t.sync([&] {
+        f.gate->set_policy(NetworkPolicy::from_json(
+            {json{{"host", "allowed.test:*"}, {"methods", {"GET", "HEAD"}}},
+             json{{"host", "other.test:*"}, {"paths", {"/hello"}}}, json("127.0.0.1:*")},
+            {}));
+    });
+    auto hello = "http://" + w.origin() + "/hello";
+    SECTION("GET allowed, POST refused with 403, reason and violation; never asked") {
+        CHECK(curl_http(f, hello).out == "200");
+        auto r = run("curl -s -i --max-time 15 --noproxy '' --proxy " + f.http_proxy() +
+                     " -d secret=1 " + hello);
+        CHECK(r.out.starts_with("HTTP/1.1 403"));
+        CHECK(r.out.find("X-Cordon-Reason: method POST is not allowed by rule") !=
+              std::string::npos);
+        auto v = f.violations_copy();
+        REQUIRE(v.size() == 1);
+        CHECK(v[0]["via"] == "http");
+        CHECK(v[0]["rule"] == R"({"host":"allowed.test:*","methods":["GET","HEAD"]})");
+        CHECK(f.asks == 0);
+        CHECK(w.http.requests == 1);
+    }
+    SECTION("every request on a kept-alive connection is judged") {
+        std::string get = "GET " + hello + " HTTP/1.1\r\nHost: " + w.origin() + "\r\n\r\n";
+        std::string put =
+            "PUT " + hello + " HTTP/1.1\r\nHost: " + w.origin() + "\r\nContent-Length: 2\r\n\r\nhi";
+        auto out = raw_exchange(f.http_port, get + put, 3000ms);
+        CHECK(out.starts_with("HTTP/1.1 200"));
+        CHECK(out.find("HTTP/1.1 403") != std::string::npos);
+        CHECK(out.find("method PUT is not allowed") != std::string::npos);
+        CHECK(w.http.requests == 1);
+    }
+    SECTION("path rules") {
+        CHECK(curl_http(f, "http://other.test:" + P(w.http.port()) + "/hello").out == "200");
+        CHECK(curl_http(f, "http://other.test:" + P(w.http.port()) + "/echo").out == "403");
+        CHECK(
+            curl_http(f, "http://other.test:" + P(w.http.port()) + "/hello/../echo", "--path-as-is")
+                .out == "403");
+        CHECK(w.http.requests == 1);
+    }
+    SECTION("CONNECT and SOCKS5 to a host with method/path rules are refused, saying why") {
+        auto r = run("curl -s -i --max-time 15 --noproxy '' --proxy " + f.http_proxy() +
+                     " --cacert " + certs.ca_pem + " https://" + w.tls_origin() + "/hello");
+        CHECK(r.out.starts_with("HTTP/1.1 403"));
+        CHECK(r.out.find("cannot be enforced on an opaque tunnel") != std::string::npos);
+        CHECK(curl_socks(f, hello).status == 97);
+        auto v = f.violations_copy();
+        REQUIRE(v.size() == 2);
+        CHECK(v[1]["via"] == "socks5");
+        CHECK(w.https.requests == 0);
+        CHECK(w.http.requests == 0);
+        CHECK(f.lookups() == 0);
+    }
+}
+
+TEST_CASE("the session's egress budget (network.maxEgressBytes)", "[net][proxy][net06]") {
+    World w;
+    ProxyFixture f(w.t, {w.origin(), "127.0.0.1:*"}, {});
+    map_test_names(f);
+    f.t.sync([&] {
+        auto p = f.gate->policy();
+        NetworkLimits l;
+        l.max_egress_bytes = 100000;
+        p.set_limits(l);
+        f.gate->set_policy(p);
+    });
+    auto echo = "http://" + w.origin() + "/echo";
+    CHECK(curl_http(f, "http://" + w.origin() + "/hello").out == "200");
+    // Downloads are not egress.
+    auto down = run("curl -s --max-time 15 --noproxy '' --proxy " + f.http_proxy() + " http://" +
+                    w.origin() + "/bytes?n=300000 | wc -c");
+    CHECK(std::stoul(down.out) == 300000);
+    SECTION("an upload over the budget is cut and refused, and so is what follows") {
+        auto r = run("head -c 1000000 /dev/zero | curl -s -o /dev/null -w '%{http_code}' "
+                     "--max-time 15 --noproxy '' --proxy " +
+                     f.http_proxy() + " --data-binary @- " + echo);
+        CHECK(r.out == "403");
+        CHECK(curl_http(f, "http://" + w.origin() + "/hello").out == "403");
+        auto c = run("curl -s -o /dev/null -w '%{http_connect}' --max-time 15 --noproxy '' "
+                     "--proxy " +
+                     f.http_proxy() + " https://" + w.tls_origin() + "/hello");
+        CHECK(c.out == "403");
+        auto v = f.violations_copy();
+        REQUIRE(v.size() >= 2);
+        CHECK(v.back()["reason"].get<std::string>().find("egress byte budget (100000 bytes) is "
+                                                         "exhausted") != std::string::npos);
+    }
+    SECTION("tunnel uploads count, on the bulk path too") {
+        auto upload =
+            run("head -c 3000000 /dev/zero | curl -s --max-time 30 --noproxy '' "
+                "--socks5-hostname " +
+                f.socks_proxy() + " --data-binary @- http://" + w.origin() + "/echo | wc -c");
+        CHECK(std::stoul(upload.out) < 3000000);
+        CHECK(f.t.get<std::uint64_t>([&] { return f.gate->egress_budget()->used(); }) < 400000);
+        CHECK(curl_socks(f, "http://" + w.origin() + "/hello").status == 97);
+    }
+}
+
 TEST_CASE("approvals apply to CONNECT and SOCKS5 too", "[net][proxy]") {
     World w;
     const auto& certs = TestCerts::get();

@@ -33,13 +33,15 @@ bool RelayTraffic::account(std::uint64_t n, bool upload) {
         d = down.fetch_add(n, std::memory_order_relaxed) + n;
     if (max_upload && u > max_upload) return false;
     if (max_total && u + d > max_total) return false;
+    if (upload && egress && !egress->charge(n)) return false;
     return true;
 }
 
 bool RelayTraffic::budget_left() const {
     std::uint64_t u = up.load(std::memory_order_relaxed);
     std::uint64_t d = down.load(std::memory_order_relaxed);
-    return !(max_upload && u >= max_upload) && !(max_total && u + d >= max_total);
+    return !(max_upload && u >= max_upload) && !(max_total && u + d >= max_total) &&
+           (!egress || egress->left());
 }
 
 namespace {

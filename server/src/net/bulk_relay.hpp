@@ -19,6 +19,8 @@
 // first. To end a thread early, shut the sockets down (shutdown(2) wakes its poll).
 #pragma once
 
+#include "cordon/server/net/egress.hpp"
+
 #include <boost/asio/awaitable.hpp>
 
 #include <atomic>
@@ -31,10 +33,11 @@ namespace cordon::server::net {
 
 // Bytes relayed by one ProxyServer (both relay paths, all threads) and its budgets.
 struct RelayTraffic {
-    std::atomic<std::uint64_t> up{0};   // client -> destination
-    std::atomic<std::uint64_t> down{0}; // destination -> client
-    std::uint64_t max_total = 0;        // 0: unlimited
-    std::uint64_t max_upload = 0;       // 0: unlimited
+    std::atomic<std::uint64_t> up{0};     // client -> destination
+    std::atomic<std::uint64_t> down{0};   // destination -> client
+    std::uint64_t max_total = 0;          // 0: unlimited
+    std::uint64_t max_upload = 0;         // 0: unlimited
+    std::shared_ptr<EgressBudget> egress; // the session's (gate's); uploads are charged to it
 
     // Counts n relayed bytes; false when a budget is now exceeded.
     bool account(std::uint64_t n, bool upload);

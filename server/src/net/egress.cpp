@@ -87,7 +87,8 @@ struct EgressGate::Pending {
 EgressGate::EgressGate(asio::any_io_executor ex, NetworkPolicy policy, AskFn ask,
                        ViolationFn violation, EgressOptions opts)
     : ex_(ex), policy_(std::move(policy)), ask_(std::move(ask)), violation_(std::move(violation)),
-      opts_(opts), resolve_(system_resolver(ex)) {}
+      opts_(opts), resolve_(system_resolver(ex)),
+      egress_(std::make_shared<EgressBudget>(policy_.limits().max_egress_bytes)) {}
 
 void EgressGate::set_own_addresses(std::vector<Address> a) {
     own_ = std::move(a);
@@ -193,16 +194,35 @@ Authorization EgressGate::refuse(const Host& h, std::uint16_t port, const std::s
     return a;
 }
 
+Authorization EgressGate::refuse_egress(const Host& host, std::uint16_t port,
+                                        const std::string& via) {
+    return refuse(host, port, via,
+                  "the session's egress byte budget (" + std::to_string(egress_->max()) +
+                      " bytes) is exhausted",
+                  "", std::nullopt, "budget");
+}
+
+std::optional<Authorization> EgressGate::check_request(const Host& host, std::uint16_t port,
+                                                       const std::string& via,
+                                                       const RequestLine& request) {
+    PolicyDecision d = policy_.check_host(host, port, &request);
+    if (d.verdict == Verdict::deny)
+        return refuse(host, port, via, d.reason, d.rule, std::nullopt, "policy");
+    if (!egress_->left()) return refuse_egress(host, port, via);
+    return std::nullopt;
+}
+
 asio::awaitable<Authorization> EgressGate::authorize(const Host& host, std::uint16_t port,
-                                                     std::string via) {
+                                                     std::string via, const RequestLine* request) {
     const std::string key = host.authority(port);
     std::string decision = "policy";
     std::string rule;
     bool literal_approved = false;
 
-    PolicyDecision d = policy_.check_host(host, port);
+    PolicyDecision d = policy_.check_host(host, port, request);
     if (d.verdict == Verdict::deny)
         co_return refuse(host, port, via, d.reason, d.rule, std::nullopt, "policy");
+    if (!egress_->left()) co_return refuse_egress(host, port, via);
     rule = d.rule;
     if (d.verdict == Verdict::ask) {
         if (session_allowed_.count(key)) {

@@ -286,9 +286,7 @@ asio::awaitable<json> fetch(const FetchRequest& in, EgressGate& gate, const Fetc
             if (opts.log) opts.log(rec);
         };
 
-        Authorization auth = co_await gate.authorize(url->hp.host, url->hp.port, "fetch");
-        rec.decision = auth.decision;
-        if (!auth.allowed) {
+        auto denied = [&](const Authorization& auth) {
             rec.reason = auth.reason;
             log();
             if (auth.failed) fetch_failed(url->text(), auth.reason);
@@ -300,7 +298,11 @@ asio::awaitable<json> fetch(const FetchRequest& in, EgressGate& gate, const Fetc
             if (auth.address) data["address"] = *auth.address;
             throw RpcError(protocol::code::policy_denied,
                            "denied by policy: " + url->hp.host.authority(url->hp.port), data);
-        }
+        };
+        const RequestLine line{method, url->path};
+        Authorization auth = co_await gate.authorize(url->hp.host, url->hp.port, "fetch", &line);
+        rec.decision = auth.decision;
+        if (!auth.allowed) denied(auth);
         rec.allowed = true;
 
         http::request<http::string_body> req;
@@ -331,6 +333,12 @@ asio::awaitable<json> fetch(const FetchRequest& in, EgressGate& gate, const Fetc
         req.set(http::field::connection, "close");
         if (body) req.body() = *body;
         req.prepare_payload();
+        // What this hop sends out is charged to the session's egress budget.
+        std::size_t egress = method.size() + url->path.size() + 12 + req.body().size();
+        for (auto& f : req)
+            egress += f.name_string().size() + f.value().size() + 4;
+        if (!gate.egress_budget()->charge(egress))
+            denied(gate.refuse_egress(url->hp.host, url->hp.port, "fetch"));
 
         Hop hop;
         try {

@@ -1,9 +1,11 @@
 #include "cordon/server/net/policy.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -40,7 +42,66 @@ bool set_cidr(std::string_view text, NetworkRule& r, std::string& error) {
     return true;
 }
 
+// A path a prefix rule can judge: starts with '/', no dot segments, no encoded '/', '\' or
+// '.', no backslash (each could make the server see another path than the one checked).
+bool plain_path(std::string_view path) {
+    if (path.empty() || path.front() != '/') return false;
+    if (path.find('\\') != path.npos) return false;
+    for (std::size_t i = 0; i + 2 < path.size(); ++i) {
+        if (path[i] != '%') continue;
+        char a = path[i + 1], b = static_cast<char>(path[i + 2] | 0x20);
+        if ((a == '2' && (b == 'f' || b == 'e')) || (a == '5' && b == 'c')) return false;
+    }
+    std::size_t start = 1;
+    for (;;) {
+        auto end = path.find('/', start);
+        auto seg = path.substr(start, end == path.npos ? path.npos : end - start);
+        if (seg == "." || seg == "..") return false;
+        if (end == path.npos) return true;
+        start = end + 1;
+    }
+}
+
+// `path` is under `prefix`: equal, or longer with a '/' boundary (or the prefix ends with '/').
+bool under_prefix(std::string_view path, std::string_view prefix) {
+    if (!path.starts_with(prefix)) return false;
+    return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/';
+}
+
+bool token_char(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+std::string join(const std::vector<std::string>& v) {
+    std::string out;
+    for (auto& x : v)
+        out += (out.empty() ? "" : ", ") + x;
+    return out;
+}
+
 } // namespace
+
+bool NetworkRule::permits(std::string_view method, std::string_view target,
+                          std::string& why) const {
+    if (!methods.empty() && std::find(methods.begin(), methods.end(), method) == methods.end()) {
+        why = "method " + std::string(method.substr(0, 32)) + " is not allowed by rule " + text +
+              " (allowed: " + join(methods) + ")";
+        return false;
+    }
+    if (paths.empty()) return true;
+    auto path = target.substr(0, target.find_first_of("?#"));
+    std::string shown(path.substr(0, 200));
+    if (!plain_path(path)) {
+        why = "path " + shown + " has dot segments or encoded '/', '\\' or '.', which rule " +
+              text + " cannot judge";
+        return false;
+    }
+    for (auto& p : paths)
+        if (under_prefix(path, p)) return true;
+    why = "path " + shown + " is not allowed by rule " + text + " (allowed: " + join(paths) + ")";
+    return false;
+}
 
 bool NetworkRule::matches_host(const Host& h) const {
     switch (kind) {
@@ -74,7 +135,20 @@ bool NetworkRule::matches_port(std::uint16_t p, bool deny_rule) const {
 }
 
 bool NetworkRule::covers(const NetworkRule& o) const {
-    // Ports first.
+    // Methods and paths: `o` may only be narrower.
+    if (!methods.empty()) {
+        if (o.methods.empty()) return false;
+        for (auto& m : o.methods)
+            if (std::find(methods.begin(), methods.end(), m) == methods.end()) return false;
+    }
+    if (!paths.empty()) {
+        if (o.paths.empty()) return false;
+        for (auto& op : o.paths)
+            if (std::none_of(paths.begin(), paths.end(),
+                             [&](const std::string& p) { return under_prefix(op, p); }))
+                return false;
+    }
+    // Ports.
     bool ports_ok = false;
     switch (ports) {
     case Ports::any:
@@ -188,6 +262,66 @@ std::optional<NetworkRule> parse_rule(std::string_view text, std::string& error)
     return r;
 }
 
+std::optional<NetworkRule> parse_rule_spec(const json& spec, std::string& error) {
+    if (spec.is_string())
+        return parse_rule(std::string_view(spec.get_ref<const std::string&>()), error);
+    if (!spec.is_object()) {
+        error = "must be a string or an object {host, methods?, paths?}";
+        return std::nullopt;
+    }
+    auto host = spec.find("host");
+    if (host == spec.end() || !host->is_string()) {
+        error = "\"host\" (a rule string) is required";
+        return std::nullopt;
+    }
+    auto r = parse_rule(std::string_view(host->get_ref<const std::string&>()), error);
+    if (!r) return std::nullopt;
+    for (auto& [key, value] : spec.items()) {
+        if (key == "host") continue;
+        if (key != "methods" && key != "paths") {
+            error = "unknown key \"" + key + "\" (expected \"host\", \"methods\", \"paths\")";
+            return std::nullopt;
+        }
+        if (!value.is_array() || value.empty()) {
+            error = "\"" + key + "\" must be a non-empty array of strings (omit it for any)";
+            return std::nullopt;
+        }
+        for (auto& v : value) {
+            if (!v.is_string() || v.get<std::string>().empty() ||
+                v.get<std::string>().size() > (key == "methods" ? 32u : 1024u)) {
+                error = "\"" + key + "\" must hold non-empty strings";
+                return std::nullopt;
+            }
+            std::string x = v.get<std::string>();
+            if (key == "methods") {
+                if (!std::all_of(x.begin(), x.end(), token_char)) {
+                    error = "invalid method \"" + x + "\"";
+                    return std::nullopt;
+                }
+                for (auto& c : x)
+                    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                if (x == "CONNECT") {
+                    error = "CONNECT is not a method a rule can allow (tunnels are opaque)";
+                    return std::nullopt;
+                }
+                r->methods.push_back(x);
+            } else {
+                bool ok = plain_path(x) && x.find_first_of("?#") == std::string::npos &&
+                          std::none_of(x.begin(), x.end(),
+                                       [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
+                if (!ok) {
+                    error = "invalid path prefix \"" + x +
+                            "\" (must start with '/', no dot segments, query or spaces)";
+                    return std::nullopt;
+                }
+                r->paths.push_back(x);
+            }
+        }
+    }
+    r->text = spec.dump();
+    return r;
+}
+
 const char* to_string(Verdict v) {
     switch (v) {
     case Verdict::allow:
@@ -214,24 +348,58 @@ NetworkPolicy NetworkPolicy::from_strings(const std::vector<std::string>& allow,
     return NetworkPolicy(std::move(a), std::move(d));
 }
 
+NetworkPolicy NetworkPolicy::from_json(const std::vector<json>& allow,
+                                       const std::vector<json>& deny) {
+    std::vector<NetworkRule> a, d;
+    for (auto* list : {&allow, &deny}) {
+        for (auto& spec : *list) {
+            std::string err;
+            auto r = parse_rule_spec(spec, err);
+            if (!r) throw std::invalid_argument("invalid network rule " + spec.dump() + ": " + err);
+            if (list == &deny && r->restricted())
+                throw std::invalid_argument("invalid network rule " + spec.dump() +
+                                            ": methods and paths only apply to allow rules");
+            (list == &allow ? a : d).push_back(std::move(*r));
+        }
+    }
+    return NetworkPolicy(std::move(a), std::move(d));
+}
+
 NetworkPolicy NetworkPolicy::deny_all(std::string reason) {
     NetworkPolicy p;
     p.closed_ = std::move(reason);
     return p;
 }
 
-PolicyDecision NetworkPolicy::check_host(const Host& h, std::uint16_t port) const {
+PolicyDecision NetworkPolicy::check_host(const Host& h, std::uint16_t port,
+                                         const RequestLine* request) const {
     if (closed_) return {Verdict::deny, "", *closed_};
     for (auto& r : deny_)
         if (r.matches_host(h) && r.matches_port(port, true))
             return {Verdict::deny, r.text, "denied by rule \"" + r.text + "\""};
     const NetworkRule* host_only = nullptr;
+    const NetworkRule* restricted = nullptr; // matched host and port, did not permit
+    std::string why;
     for (auto& r : allow_) {
         if (!r.matches_host(h)) continue;
-        if (r.matches_port(port, false))
-            return {Verdict::allow, r.text, "allowed by rule \"" + r.text + "\""};
-        if (!host_only) host_only = &r;
+        if (!r.matches_port(port, false)) {
+            if (!host_only) host_only = &r;
+            continue;
+        }
+        if (!r.restricted()) return {Verdict::allow, r.text, "allowed by rule \"" + r.text + "\""};
+        std::string w;
+        if (request && r.permits(request->method, request->target, w))
+            return {Verdict::allow, r.text, "allowed by rule " + r.text};
+        if (!restricted) {
+            restricted = &r;
+            why = request ? w
+                          : "rule " + r.text +
+                                " restricts methods/paths, which cannot be enforced on an opaque "
+                                "tunnel (CONNECT, SOCKS5); use plain http:// through the proxy, "
+                                "or fetch";
+        }
     }
+    if (restricted) return {Verdict::deny, restricted->text, why};
     if (host_only)
         return {Verdict::ask, "",
                 "port " + std::to_string(port) + " is not allowed by rule \"" + host_only->text +
@@ -278,7 +446,8 @@ std::filesystem::path default_user_config_path() {
 namespace {
 
 struct Section {
-    std::optional<std::vector<std::string>> allow, deny;
+    std::optional<std::vector<json>> allow, deny;
+    std::optional<std::uint64_t> max_egress;
     std::optional<std::size_t> max_pending, max_per_window;
     std::optional<std::chrono::seconds> window;
 };
@@ -339,9 +508,15 @@ Section read_network(const json& doc, const std::string& file, std::vector<Confi
             read_approvals(value, file, s, errors);
             continue;
         }
+        if (key == "maxEgressBytes") {
+            s.max_egress = read_count(value, file, "/network/maxEgressBytes",
+                                      std::numeric_limits<std::int64_t>::max(), errors);
+            continue;
+        }
         if (key != "allow" && key != "deny") {
             errors.push_back({file, "/network/" + key,
-                              "unknown key (expected \"allow\", \"deny\" or \"approvals\")"});
+                              "unknown key (expected \"allow\", \"deny\", \"approvals\" or "
+                              "\"maxEgressBytes\")"});
             continue;
         }
         std::string path = "/network/" + key;
@@ -349,21 +524,24 @@ Section read_network(const json& doc, const std::string& file, std::vector<Confi
             errors.push_back({file, path, "must be an array of rules"});
             continue;
         }
-        std::vector<std::string> rules;
+        std::vector<json> rules;
         for (std::size_t i = 0; i < value.size(); ++i) {
             auto& v = value[i];
             std::string p = path + "/" + std::to_string(i);
-            if (!v.is_string()) {
-                errors.push_back({file, p, "must be a string"});
+            if (!v.is_string() && !(key == "allow" && v.is_object())) {
+                errors.push_back({file, p,
+                                  key == "allow" ? "must be a string or an object {host, "
+                                                   "methods?, paths?}"
+                                                 : "must be a string"});
                 continue;
             }
             std::string err;
-            if (!parse_rule(v.get<std::string>(), err)) {
-                errors.push_back(
-                    {file, p, "invalid rule \"" + v.get<std::string>() + "\": " + err});
+            if (!parse_rule_spec(v, err)) {
+                std::string shown = v.is_string() ? v.get<std::string>() : v.dump();
+                errors.push_back({file, p, "invalid rule \"" + shown + "\": " + err});
                 continue;
             }
-            rules.push_back(v.get<std::string>());
+            rules.push_back(v);
         }
         (key == "allow" ? s.allow : s.deny) = std::move(rules);
     }
@@ -405,15 +583,17 @@ void merge_limits(NetworkLimits& l, const Section& s, bool narrow_only) {
         if (s.max_pending) l.max_pending_questions = *s.max_pending;
         if (s.max_per_window) l.max_questions_per_window = *s.max_per_window;
         if (s.window) l.question_window = *s.window;
+        if (s.max_egress) l.max_egress_bytes = *s.max_egress;
         return;
     }
     if (s.max_pending) l.max_pending_questions = stricter(l.max_pending_questions, *s.max_pending);
     if (s.max_per_window)
         l.max_questions_per_window = stricter(l.max_questions_per_window, *s.max_per_window);
     if (s.window) l.question_window = std::max(l.question_window, *s.window);
+    if (s.max_egress) l.max_egress_bytes = stricter(l.max_egress_bytes, *s.max_egress);
 }
 
-void append_unique(std::vector<std::string>& to, const std::vector<std::string>& from) {
+void append_unique(std::vector<json>& to, const std::vector<json>& from) {
     for (auto& s : from)
         if (std::find(to.begin(), to.end(), s) == to.end()) to.push_back(s);
 }
@@ -426,31 +606,42 @@ std::vector<ConfigError> validate_network_config(const json& doc, const std::str
     return errors;
 }
 
-std::vector<std::string> intersect_allow(const std::vector<std::string>& current,
-                                         const std::vector<std::string>& narrowing) {
-    std::vector<NetworkRule> u, w;
+std::vector<json> intersect_allow_rules(const std::vector<json>& current,
+                                        const std::vector<json>& narrowing) {
+    std::vector<std::pair<NetworkRule, json>> u, w;
     std::string err;
     for (auto& s : current)
-        if (auto r = parse_rule(s, err)) u.push_back(*r);
+        if (auto r = parse_rule_spec(s, err)) u.emplace_back(*r, s);
     for (auto& s : narrowing)
-        if (auto r = parse_rule(s, err)) w.push_back(*r);
-    std::vector<std::string> out;
-    auto add = [&](const std::string& s) {
+        if (auto r = parse_rule_spec(s, err)) w.emplace_back(*r, s);
+    std::vector<json> out;
+    auto add = [&](const json& s) {
         if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
     };
     for (auto& b : w)
         for (auto& a : u)
-            if (a.covers(b)) {
-                add(b.text);
+            if (a.first.covers(b.first)) {
+                add(b.second);
                 break;
             }
     for (auto& a : u)
         for (auto& b : w)
-            if (b.covers(a)) {
-                add(a.text);
+            if (b.first.covers(a.first)) {
+                add(a.second);
                 break;
             }
     return out;
+}
+
+std::vector<std::string> intersect_allow(const std::vector<std::string>& current,
+                                         const std::vector<std::string>& narrowing) {
+    std::vector<json> out =
+        intersect_allow_rules(std::vector<json>(current.begin(), current.end()),
+                              std::vector<json>(narrowing.begin(), narrowing.end()));
+    std::vector<std::string> strings;
+    for (auto& j : out)
+        strings.push_back(j.get<std::string>());
+    return strings;
 }
 
 LoadedNetworkPolicy load_network_policy(const PolicySources& src) {
@@ -470,7 +661,7 @@ LoadedNetworkPolicy load_network_policy(const PolicySources& src) {
     if (us.deny) l.deny = *us.deny;
     if (ss.allow) l.allow = *ss.allow;
     if (ss.deny) append_unique(l.deny, *ss.deny);
-    if (ws.allow) l.allow = intersect_allow(l.allow, *ws.allow);
+    if (ws.allow) l.allow = intersect_allow_rules(l.allow, *ws.allow);
     if (ws.deny) append_unique(l.deny, *ws.deny);
     out.lists = l;
     merge_limits(out.limits, us, false);
@@ -481,7 +672,7 @@ LoadedNetworkPolicy load_network_policy(const PolicySources& src) {
                                              out.errors.front().text());
         return out;
     }
-    out.policy = NetworkPolicy::from_strings(l.allow, l.deny);
+    out.policy = NetworkPolicy::from_json(l.allow, l.deny);
     out.policy.set_limits(out.limits);
     return out;
 }

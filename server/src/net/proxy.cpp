@@ -155,7 +155,7 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
     std::list<std::weak_ptr<Conn>> conns;
     std::size_t active = 0;
     std::uint64_t rejected = 0;
-    std::shared_ptr<RelayTraffic> traffic = make_traffic(limits);
+    std::shared_ptr<RelayTraffic> traffic = make_traffic(limits, *gate);
     std::size_t bulk_threads = 0; // this server's bulk relay threads running now
     bool started = false;
     bool stopped = false;
@@ -166,11 +166,19 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
         asio::co_spawn(ex, accept_loop(shared_from_this(), &l), asio::detached);
     }
 
-    static std::shared_ptr<RelayTraffic> make_traffic(const ProxyLimits& l) {
+    static std::shared_ptr<RelayTraffic> make_traffic(const ProxyLimits& l, EgressGate& g) {
         auto t = std::make_shared<RelayTraffic>();
         t->max_total = l.max_total_bytes;
         t->max_upload = l.max_upload_bytes;
+        t->egress = g.egress_budget();
         return t;
+    }
+    // Why no new request or tunnel may start ("" when one may). An exhausted session egress
+    // budget is reported as a violation by the gate.
+    std::string budget_refusal(const Host& h, std::uint16_t port, const std::string& via) {
+        if (!traffic->egress->left()) return gate->refuse_egress(h, port, via).reason;
+        if (!budget_left()) return "the session's network byte budget is exhausted";
+        return "";
     }
     // Counts relayed bytes against the budgets; false when a budget is exhausted.
     bool account(std::size_t n, bool upload) { return traffic->account(n, upload); }
@@ -534,8 +542,8 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                 co_return;
             }
         }
-        if (!budget_left()) {
-            rec.reason = "the session's network byte budget is exhausted";
+        if (std::string why = budget_refusal(hp->host, hp->port, "connect"); !why.empty()) {
+            rec.reason = why;
             co_await send_error(c, http::status::forbidden, rec.reason, &rec);
             emit(rec, start);
             co_return;
@@ -669,18 +677,23 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
         if (req.find(http::field::transfer_encoding) != req.end() && !req.chunked())
             co_return co_await fail(http::status::bad_request,
                                     "Transfer-Encoding without a final \"chunked\"");
-        if (!budget_left())
-            co_return co_await fail(http::status::forbidden,
-                                    "the session's network byte budget is exhausted");
+        if (std::string why = budget_refusal(hp->host, hp->port, "http"); !why.empty())
+            co_return co_await fail(http::status::forbidden, why);
 
+        const std::string method(req.method_string());
+        const RequestLine line{method, path};
         std::string key = hp->host.authority(hp->port);
-        if (key != up_key || !c->upstream.is_open()) {
+        if (key == up_key && c->upstream.is_open()) {
+            // A further request on this connection: method/path rules judge each request.
+            if (auto refused = gate->check_request(hp->host, hp->port, "http", line))
+                co_return co_await fail(http::status::forbidden, refused->reason);
+        } else {
             boost::system::error_code ig;
             c->upstream.close(ig);
             ubuf.consume(ubuf.size());
             up_key.clear();
             c->no_deadline();
-            Authorization auth = co_await gate->authorize(hp->host, hp->port, "http");
+            Authorization auth = co_await gate->authorize(hp->host, hp->port, "http", &line);
             c->set_idle(limits.idle_timeout);
             if (c->closed) co_return false;
             rec.decision = auth.decision;
@@ -712,6 +725,17 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
         req.version(11);
         req.set(http::field::host,
                 hp->host.url_host() + (hp->port == 80 ? "" : ":" + std::to_string(hp->port)));
+        // The head is egress too (URL and headers can carry data): charged to the budget.
+        std::size_t head_bytes = method.size() + path.size() + 12;
+        for (auto& f : req)
+            head_bytes += f.name_string().size() + f.value().size() + 4;
+        if (!traffic->egress->charge(head_bytes)) {
+            boost::system::error_code ig;
+            c->upstream.close(ig);
+            up_key.clear();
+            co_return co_await fail(http::status::forbidden,
+                                    gate->refuse_egress(hp->host, hp->port, "http").reason);
+        }
         if (expect_continue && !p.is_done()) {
             static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
             co_await asio::async_write(c->client, asio::buffer(cont), tuple_awaitable);
@@ -731,6 +755,9 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                     emit(rec, start);
                     co_return false;
                 }
+                if (!traffic->egress->left())
+                    co_return co_await fail(http::status::forbidden,
+                                            gate->refuse_egress(hp->host, hp->port, "http").reason);
                 co_return co_await fail(http::status::bad_gateway,
                                         "the request could not be forwarded");
             }
@@ -861,9 +888,9 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
         }
         rec.host = host->name;
         rec.port = port;
-        if (!budget_left()) {
+        if (std::string why = budget_refusal(*host, port, "socks5"); !why.empty()) {
             co_await reply(0x02);
-            rec.reason = "the session's network byte budget is exhausted";
+            rec.reason = why;
             emit(rec, start);
             co_return;
         }

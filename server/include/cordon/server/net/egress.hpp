@@ -1,8 +1,9 @@
 // EgressGate: the one place that decides whether a connection to host:port may be made,
 // shared by the proxy (ProxyServer) and `fetch`. One gate per session.
 //
-// authorize(host, port, via) does, in this order:
-//   1. policy.check_host (no DNS yet): deny -> refused; allow -> step 3; ask -> step 2.
+// authorize(host, port, via, request) does, in this order:
+//   1. policy.check_host (no DNS yet, with the HTTP request line when there is one: method /
+//      path rules, NET-06): deny -> refused; allow -> step 3; ask -> step 2.
 //   2. a remembered `allow-session` for host:port, else ONE question to `ask` (concurrent
 //      requests for the same host:port share it); no answer within ask_timeout -> deny.
 //      Questions are rate-limited per gate (policy.limits(): at most N waiting at once and
@@ -27,6 +28,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -79,6 +81,32 @@ struct EgressOptions {
     std::function<bool()> can_ask;
 };
 
+// The session's egress byte budget (NetworkLimits::max_egress_bytes): bytes sent out by
+// the proxy (tunnel and SOCKS uploads, HTTP request heads and bodies) and by fetch.
+// Thread-safe: the proxy's bulk relay threads charge it too.
+class EgressBudget {
+  public:
+    explicit EgressBudget(std::uint64_t max = 0) : max_(max) {}
+    // Counts n bytes; false when the budget is now exceeded.
+    bool charge(std::uint64_t n) {
+        std::uint64_t used = used_.fetch_add(n, std::memory_order_relaxed) + n;
+        std::uint64_t m = max_.load(std::memory_order_relaxed);
+        return m == 0 || used <= m;
+    }
+    // Whether anything may still be sent.
+    bool left() const {
+        std::uint64_t m = max_.load(std::memory_order_relaxed);
+        return m == 0 || used_.load(std::memory_order_relaxed) < m;
+    }
+    std::uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+    std::uint64_t max() const { return max_.load(std::memory_order_relaxed); }
+    void set_max(std::uint64_t m) { max_.store(m, std::memory_order_relaxed); }
+
+  private:
+    std::atomic<std::uint64_t> used_{0};
+    std::atomic<std::uint64_t> max_;
+};
+
 struct Authorization {
     bool allowed = false;
     std::vector<asio::ip::tcp::endpoint> endpoints; // checked, pinned; dial these only
@@ -95,12 +123,26 @@ class EgressGate {
     EgressGate(asio::any_io_executor ex, NetworkPolicy policy, AskFn ask, ViolationFn violation,
                EgressOptions opts = {});
 
-    asio::awaitable<Authorization> authorize(const Host& host, std::uint16_t port, std::string via);
+    // `request`: the HTTP request (HTTP proxy, fetch); nullptr for an opaque tunnel.
+    asio::awaitable<Authorization> authorize(const Host& host, std::uint16_t port, std::string via,
+                                             const RequestLine* request = nullptr);
+    // For a further request on a connection authorize() already allowed (HTTP keep-alive):
+    // refuses it (violation reported) when a method/path rule does not permit it, or when
+    // the egress budget is exhausted. nullopt: go ahead.
+    std::optional<Authorization> check_request(const Host& host, std::uint16_t port,
+                                               const std::string& via, const RequestLine& request);
+    // The session's egress budget, shared with the proxy (and its relay threads) and fetch.
+    const std::shared_ptr<EgressBudget>& egress_budget() const { return egress_; }
+    // Refuses (violation reported) because the egress budget is exhausted.
+    Authorization refuse_egress(const Host& host, std::uint16_t port, const std::string& via);
 
     // Replaces the resolver (tests count lookups or map names to 127.0.0.1 with it).
     void set_resolver(ResolveFn r) { resolve_ = std::move(r); }
     // Replaces the policy (e.g. after the user edited the config); approvals are kept.
-    void set_policy(NetworkPolicy p) { policy_ = std::move(p); }
+    void set_policy(NetworkPolicy p) {
+        policy_ = std::move(p);
+        egress_->set_max(policy_.limits().max_egress_bytes);
+    }
     const NetworkPolicy& policy() const { return policy_; }
     // Sets the interface addresses explicitly (tests); disables the periodic refresh.
     void set_own_addresses(std::vector<Address> a);
@@ -136,6 +178,7 @@ class EgressGate {
     std::set<std::string> session_allowed_; // "host:port" and "host:port|address"
     std::map<std::string, std::shared_ptr<Pending>> pending_;
     std::deque<std::chrono::steady_clock::time_point> asked_at_; // within the window
+    std::shared_ptr<EgressBudget> egress_;
     std::vector<Address> own_;
     bool own_fixed_ = false;
     std::chrono::steady_clock::time_point own_at_{};

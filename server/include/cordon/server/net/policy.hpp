@@ -12,6 +12,17 @@
 // Without a port, an allow rule allows ports 80 and 443 only; a deny rule denies every port.
 // Host parts of rules are canonicalised like requested hosts (host.hpp).
 //
+// An allow rule may also be an object restricting what may be sent to that host (NET-06):
+//   {"host": "registry.npmjs.org", "methods": ["GET", "HEAD"], "paths": ["/-/", "/react"]}
+// `host` is a rule string as above; `methods` (exact, upper case) and `paths` (prefixes of
+// the request path, matched at a `/` boundary unless the prefix ends with `/`; the query is
+// not part of it) are optional, absent meaning "any". Such a rule allows a plain-HTTP
+// request (HTTP proxy, fetch) only when its method and path match; a request path with dot
+// segments or encoded `/`, `\` or `.` is refused under a path rule (it could mean another
+// path to the server). An opaque tunnel (CONNECT, SOCKS5) cannot be checked, so a
+// destination allowed only by such rules is refused for tunnels, saying why. When several
+// allow rules match a host, any one allowing the request is enough.
+//
 // Order: deny rules first, then allow rules, then "ask" (the user decides), else deny.
 // After a name is allowed and resolved, every resolved address is checked: addresses in a
 // deny CIDR are refused; non-global addresses (loopback, private, link-local, CGNAT, ULA,
@@ -47,18 +58,36 @@ struct NetworkRule {
     Cidr cidr;        // for Kind::cidr
     enum class Ports { unspecified, one, any };
     Ports ports = Ports::unspecified;
-    std::uint16_t port = 0; // for Ports::one
+    std::uint16_t port = 0;           // for Ports::one
+    std::vector<std::string> methods; // allowed request methods; empty: any
+    std::vector<std::string> paths;   // allowed path prefixes; empty: any
+
+    // Whether the rule restricts methods or paths (an object rule with either).
+    bool restricted() const { return !methods.empty() || !paths.empty(); }
+    // Whether a request with this method and target (path?query) is within the rule's
+    // method and path restrictions; `why` says what is not.
+    bool permits(std::string_view method, std::string_view target, std::string& why) const;
 
     bool matches_host(const Host& h) const;
     bool matches_address(const Address& a) const; // cidr rules only
     // Port check; an unspecified port means {80,443} for allow rules, any for deny rules.
     bool matches_port(std::uint16_t p, bool deny_rule) const;
-    // true when every (host, port) this allow rule matches is also matched by `this`.
+    // true when every (host, port, method, path) this allow rule matches is also matched by
+    // `this`.
     bool covers(const NetworkRule& other) const;
 };
 
 // Parses one rule; nullopt with `error` set when invalid.
 std::optional<NetworkRule> parse_rule(std::string_view text, std::string& error);
+// Parses a rule given as JSON: a string, or an object {host, methods?, paths?}. The rule's
+// `text` is the string, or the object's compact JSON.
+std::optional<NetworkRule> parse_rule_spec(const json& spec, std::string& error);
+
+// The request an HTTP-level check is about (HTTP proxy, fetch). Tunnels have none.
+struct RequestLine {
+    std::string_view method;
+    std::string_view target; // origin-form: path?query
+};
 
 enum class Verdict { allow, deny, ask };
 const char* to_string(Verdict v);
@@ -80,6 +109,10 @@ struct NetworkLimits {
     std::size_t max_pending_questions = 4;
     std::size_t max_questions_per_window = 20;
     std::chrono::seconds question_window{600};
+    // Bytes the session may send out (config `network.maxEgressBytes`): tunnel and SOCKS
+    // uploads, HTTP proxy request heads and bodies, fetch requests. Beyond it, requests
+    // and tunnels are refused (403 / -32003) and open tunnels closed. 0: no limit.
+    std::uint64_t max_egress_bytes = 0;
 };
 
 class NetworkPolicy {
@@ -91,11 +124,17 @@ class NetworkPolicy {
     // Builds from rule strings; throws std::invalid_argument naming the first bad rule.
     static NetworkPolicy from_strings(const std::vector<std::string>& allow,
                                       const std::vector<std::string>& deny);
+    // Builds from rules as JSON (strings or objects); throws like from_strings.
+    static NetworkPolicy from_json(const std::vector<json>& allow, const std::vector<json>& deny);
     // A policy that denies everything without asking (used when the config is broken).
     static NetworkPolicy deny_all(std::string reason);
 
-    // Step 1, before any DNS lookup: deny, then allow, then ask.
-    PolicyDecision check_host(const Host& h, std::uint16_t port) const;
+    // Step 1, before any DNS lookup: deny, then allow, then ask. `request`: the HTTP request
+    // being made (HTTP proxy, fetch), checked against method/path rules; nullptr for an
+    // opaque tunnel (CONNECT, SOCKS5), which a method/path rule cannot allow. A host that
+    // only method/path rules allow, for a request they do not permit, is denied (not asked).
+    PolicyDecision check_host(const Host& h, std::uint16_t port,
+                              const RequestLine* request = nullptr) const;
 
     // Step 2, for each resolved (or literal) address: `deny` when a deny CIDR contains it;
     // `allow` when it is global or an allow CIDR lists it for `port`; otherwise `ask` with
@@ -128,8 +167,8 @@ struct ConfigError {
 };
 
 struct NetworkRuleLists {
-    std::vector<std::string> allow;
-    std::vector<std::string> deny;
+    std::vector<json> allow; // each a rule string or a rule object
+    std::vector<json> deny;
 };
 
 struct PolicySources {
@@ -159,9 +198,9 @@ std::filesystem::path default_user_config_path();
 //   3. workspace `.cordon/config.json` may only narrow: its `network.allow`, when present,
 //      is intersected with the allow list so far (a rule survives when a rule of the other
 //      list covers it), its `network.deny` is added.
-// `network.approvals` {maxPending, maxPerWindow, windowSeconds} (NetworkLimits): the user
-// config sets them, the session policy overrides what it names, the workspace may only
-// tighten (a smaller non-zero count, a longer window).
+// `network.approvals` {maxPending, maxPerWindow, windowSeconds} and `network.maxEgressBytes`
+// (NetworkLimits): the user config sets them, the session policy overrides what it names,
+// the workspace may only tighten (a smaller non-zero count, a longer window).
 // Errors name the file and JSON pointer; on any error `policy` allows nothing (fail closed)
 // and the caller should refuse the session with the errors' text.
 LoadedNetworkPolicy load_network_policy(const PolicySources& sources);
@@ -170,6 +209,8 @@ LoadedNetworkPolicy load_network_policy(const PolicySources& sources);
 std::vector<ConfigError> validate_network_config(const json& doc, const std::string& file);
 
 // Intersection used for workspace narrowing (exposed for tests).
+std::vector<json> intersect_allow_rules(const std::vector<json>& current,
+                                        const std::vector<json>& narrowing);
 std::vector<std::string> intersect_allow(const std::vector<std::string>& current,
                                          const std::vector<std::string>& narrowing);
 
