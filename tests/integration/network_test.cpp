@@ -8,6 +8,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace cordon::server;
@@ -337,4 +339,179 @@ TEST_CASE("method rules from the user config: GET allowed, POST refused, tunnels
           std::string::npos);
     CHECK(http.requests == 1);
     CHECK(https.requests == 0);
+}
+
+namespace {
+
+// A public smart-HTTP git remote (git http-backend, no authentication, pushes enabled in
+// the repository) over plain HTTP or HTTPS (test CA) on 127.0.0.1, as a child process.
+// Every request is logged ("METHOD path?query" lines) so tests can tell what reached it.
+const char* kGitHttpServer = R"PY(
+import http.server, os, ssl, subprocess, sys, threading
+root, log, cert, key = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+lock = threading.Lock()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def handle_any(self):
+        path, _, query = self.path.partition("?")
+        with lock, open(log, "a") as f: f.write(self.command + " " + self.path + "\n")
+        n = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    self.rfile.readline(); break
+                body += self.rfile.read(size); self.rfile.readline()
+            body = bytes(body)
+        else:
+            body = self.rfile.read(n) if n else b""
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_PROJECT_ROOT": root,
+               "GIT_HTTP_EXPORT_ALL": "1", "REQUEST_METHOD": self.command, "PATH_INFO": path,
+               "QUERY_STRING": query, "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+               "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "127.0.0.1"}
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
+        if self.headers.get("Git-Protocol"):
+            env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
+        out = subprocess.run(["git", "http-backend"], env=env, input=body,
+                             capture_output=True).stdout
+        head, _, rest = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().split("\r\n"):
+            k, _, v = line.partition(":")
+            if k.lower() == "status": status = int(v.split()[0])
+            elif k: headers.append((k, v.strip()))
+        self.send_response(status)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header("Content-Length", str(len(rest)))
+        self.end_headers()
+        self.wfile.write(rest)
+    do_GET = handle_any
+    do_POST = handle_any
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+srv.daemon_threads = True
+if cert:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+)PY";
+
+struct GitHttpRemote {
+    fs::path dir;
+    std::uint16_t port = 0;
+    pid_t pid = -1;
+
+    GitHttpRemote(const fs::path& root, bool tls) : dir(root) {
+        auto script = root / "git_http_server.py";
+        if (!fs::exists(script)) std::ofstream(script) << kGitHttpServer;
+        int out[2];
+        REQUIRE(::pipe(out) == 0);
+        std::string log = (root / (tls ? "https.log" : "http.log")).string();
+        std::string cert = tls ? TestCerts::get().cert_pem : "";
+        std::string key = tls ? TestCerts::get().key_pem : "";
+        pid = ::fork();
+        if (pid == 0) {
+            ::dup2(out[1], 1);
+            ::close(out[0]);
+            ::execlp("python3", "python3", script.c_str(), (root / "repos").c_str(), log.c_str(),
+                     cert.c_str(), key.c_str(), nullptr);
+            ::_exit(127);
+        }
+        ::close(out[1]);
+        std::string line;
+        char c;
+        while (::read(out[0], &c, 1) == 1 && c != '\n')
+            line += c;
+        ::close(out[0]);
+        REQUIRE(!line.empty());
+        port = static_cast<std::uint16_t>(std::stoi(line));
+    }
+    ~GitHttpRemote() {
+        ::kill(pid, SIGTERM);
+        ::waitpid(pid, nullptr, 0);
+    }
+};
+
+int sh(const std::string& cmd) {
+    return std::system(cmd.c_str());
+}
+
+std::string capture(const std::string& cmd) {
+    std::string out;
+    if (FILE* f = ::popen(cmd.c_str(), "r")) {
+        char buf[4096];
+        std::size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+            out.append(buf, n);
+        ::pclose(f);
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("git clone through the HTTP proxy and CONNECT works; git push straight through the "
+          "HTTP proxy is refused",
+          "[net][sandbox-net][net06][git]") {
+    NetEnv e;
+    // A bare repository with one commit; http-backend accepts anonymous pushes to it.
+    auto repos = e.root / "repos";
+    fs::create_directories(repos);
+    std::string bare = (repos / "project.git").string();
+    std::string seed = (e.root / "seed").string();
+    REQUIRE(sh("git init -q --bare -b main " + bare + " && git -C " + bare +
+               " config http.receivepack true && git init -q -b main " + seed + " && cd " + seed +
+               " && echo one > a.txt && git add a.txt && git -c user.name=t -c user.email=t@t "
+               "commit -qm one && git push -q " +
+               bare + " main") == 0);
+    auto refs = [&] { return capture("git -C " + bare + " for-each-ref"); };
+    const std::string before = refs();
+
+    GitHttpRemote http(e.root, false), https(e.root, true);
+    auto hp = std::to_string(http.port), hs = std::to_string(https.port);
+    std::string plain_url = "http://127.0.0.1:" + hp + "/project.git";
+    std::string tls_url = "https://127.0.0.1:" + hs + "/project.git";
+    // The remote does accept pushes when asked directly (so a refusal below is the proxy's).
+    REQUIRE(sh("cd " + seed + " && git push -q " + plain_url + " main:refs/heads/direct") == 0);
+    const std::string with_direct = refs();
+    REQUIRE(with_direct != before);
+    auto receive_pack_requests = [&] {
+        return capture("grep -c receive-pack " + (e.root / "http.log").string());
+    };
+    const std::string direct_requests = receive_pack_requests();
+    CHECK(direct_requests == "2\n");
+
+    e.server->initialize();
+    // Allowed hosts; no git proxy is configured for them.
+    auto sid = e.session({"127.0.0.1:" + hp, "127.0.0.1:" + hs});
+    const std::string git = "git -c user.name=agent -c user.email=agent@sandbox ";
+
+    auto clone = e.exec(sid, git + "clone -q " + plain_url + " c1 2>&1 && git -C c1 log --oneline");
+    INFO(clone.dump());
+    CHECK(clone["exitCode"] == 0);
+    CHECK(clone["stdout"].get<std::string>().find("one") != std::string::npos);
+    auto tls =
+        e.exec(sid, "export GIT_SSL_CAINFO=$PWD/test-ca.pem; " + git + "clone -q " + tls_url +
+                        " c2 2>&1 && git -C c2 fetch -q 2>&1 && git -C c2 log --oneline");
+    INFO(tls.dump());
+    CHECK(tls["exitCode"] == 0);
+    CHECK(tls["stdout"].get<std::string>().find("one") != std::string::npos);
+    CHECK(clone["violations"].empty());
+    CHECK(tls["violations"].empty());
+
+    auto push = e.exec(sid, "cd c1 && echo two >> a.txt && " + git + "commit -qam two && " + git +
+                                "push origin HEAD:main 2>&1");
+    INFO(push.dump());
+    CHECK(push["exitCode"] != 0);
+    CHECK(push["stdout"].get<std::string>().find("403") != std::string::npos);
+    REQUIRE(push["violations"].size() >= 1);
+    CHECK(push["violations"][0]["detail"]["reason"].get<std::string>().find(
+              "only allowed through cordon's git proxy") != std::string::npos);
+    CHECK(refs() == with_direct);
+    // Nothing of the push reached the remote: only the direct push's two requests.
+    CHECK(receive_pack_requests() == direct_requests);
 }

@@ -246,6 +246,23 @@ TEST_CASE("fetch: method/path rules and the egress budget (NET-06)", "[net][fetc
     CHECK(e.data["reason"].get<std::string>().find("egress byte budget") != std::string::npos);
 }
 
+TEST_CASE("fetch: no git push through fetch", "[net][fetch][net06]") {
+    FetchWorld w(kAllowAll);
+    FetchRequest push;
+    push.url = w.plain("/o/r.git/git-receive-pack");
+    push.method = "POST";
+    push.body = "0000";
+    auto e = w.fetch_error(push);
+    CHECK(e.code == -32003);
+    CHECK(e.data["reason"].get<std::string>().find("cordon's git proxy") != std::string::npos);
+    FetchRequest ct;
+    ct.url = w.plain("/echo");
+    ct.method = "POST";
+    ct.headers.push_back({"Content-Type", "application/x-git-receive-pack-request"});
+    CHECK(w.fetch_error(ct).code == -32003);
+    CHECK(w.http.requests == 0);
+}
+
 TEST_CASE("fetch: timeout and connection failures", "[net][fetch]") {
     FetchWorld w(kAllowAll);
     FetchRequest slow;

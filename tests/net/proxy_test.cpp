@@ -615,6 +615,39 @@ TEST_CASE("method/path rules in the HTTP proxy; refused for tunnels (NET-06)",
     }
 }
 
+TEST_CASE("git push over plain HTTP is refused by the proxy, pointing at the git proxy",
+          "[net][proxy][net06]") {
+    World w;
+    ProxyFixture f(w.t, {w.origin(), "127.0.0.1:*"}, {});
+    map_test_names(f);
+    auto req = [&](const std::string& method, const std::string& target,
+                   const std::string& extra = "") {
+        return raw_exchange(f.http_port,
+                            method + " http://" + w.origin() + target +
+                                " HTTP/1.1\r\nHost: " + w.origin() + "\r\nConnection: close\r\n" +
+                                extra + "Content-Length: 0\r\n\r\n",
+                            3000ms);
+    };
+    for (auto* target : {"/o/r.git/info/refs?service=git-receive-pack", "/o/r.git/git-receive-pack",
+                         "/o/r.git/GIT-RECEIVE-PACK", "/o/r.git/git%2dreceive%2Dpack",
+                         "/o/r.git/info/refs?service=git%2Dreceive-pack"}) {
+        INFO(target);
+        auto out = req(std::string(target).find("info/refs") != std::string::npos ? "GET" : "POST",
+                       target);
+        CHECK(out.starts_with("HTTP/1.1 403"));
+        CHECK(out.find("only allowed through cordon's git proxy") != std::string::npos);
+    }
+    auto ct =
+        req("POST", "/o/r.git/other", "Content-Type: application/x-git-receive-pack-request\r\n");
+    CHECK(ct.starts_with("HTTP/1.1 403"));
+    CHECK(w.http.requests == 0);
+    CHECK(f.violations_copy().size() == 6);
+    CHECK(f.violations_copy()[0]["reason"].get<std::string>().find("git-receive-pack") !=
+          std::string::npos);
+    // Fetching (upload-pack) is not a push.
+    CHECK(req("GET", "/hello?service=git-upload-pack").starts_with("HTTP/1.1 200"));
+}
+
 TEST_CASE("the session's egress budget (network.maxEgressBytes)", "[net][proxy][net06]") {
     World w;
     ProxyFixture f(w.t, {w.origin(), "127.0.0.1:*"}, {});

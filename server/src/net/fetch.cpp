@@ -300,6 +300,12 @@ asio::awaitable<json> fetch(const FetchRequest& in, EgressGate& gate, const Fetc
                            "denied by policy: " + url->hp.host.authority(url->hp.port), data);
         };
         const RequestLine line{method, url->path};
+        std::string content_type;
+        for (auto& [k, v] : headers)
+            if (beast::iequals(k, "content-type")) content_type = v;
+        if (is_git_push_request(url->path, content_type))
+            denied(gate.refuse(url->hp.host, url->hp.port, "fetch", kGitPushRefusal, "",
+                               std::nullopt, "policy"));
         Authorization auth = co_await gate.authorize(url->hp.host, url->hp.port, "fetch", &line);
         rec.decision = auth.decision;
         if (!auth.allowed) denied(auth);

@@ -322,6 +322,26 @@ std::optional<NetworkRule> parse_rule_spec(const json& spec, std::string& error)
     return r;
 }
 
+bool is_git_push_request(std::string_view target, std::string_view content_type) {
+    std::string t;
+    t.reserve(target.size());
+    for (std::size_t i = 0; i < target.size(); ++i) {
+        char c = target[i];
+        if (c == '%' && i + 2 < target.size() &&
+            std::isxdigit(static_cast<unsigned char>(target[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(target[i + 2]))) {
+            c = static_cast<char>(std::stoi(std::string(target.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        }
+        t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    std::string ct(content_type.substr(0, 200));
+    for (auto& c : ct)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t.find("git-receive-pack") != std::string::npos ||
+           ct.find("x-git-receive-pack") != std::string::npos;
+}
+
 const char* to_string(Verdict v) {
     switch (v) {
     case Verdict::allow:

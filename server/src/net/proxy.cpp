@@ -679,6 +679,14 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                                     "Transfer-Encoding without a final \"chunked\"");
         if (std::string why = budget_refusal(hp->host, hp->port, "http"); !why.empty())
             co_return co_await fail(http::status::forbidden, why);
+        auto ct = req.find(http::field::content_type);
+        if (is_git_push_request(path, ct == req.end() ? std::string_view()
+                                                      : std::string_view(ct->value()))) {
+            std::string why = gate->refuse(hp->host, hp->port, "http", kGitPushRefusal, "",
+                                           std::nullopt, "policy")
+                                  .reason;
+            co_return co_await fail(http::status::forbidden, std::move(why));
+        }
 
         const std::string method(req.method_string());
         const RequestLine line{method, path};
@@ -733,8 +741,8 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
             boost::system::error_code ig;
             c->upstream.close(ig);
             up_key.clear();
-            co_return co_await fail(http::status::forbidden,
-                                    gate->refuse_egress(hp->host, hp->port, "http").reason);
+            std::string why = gate->refuse_egress(hp->host, hp->port, "http").reason;
+            co_return co_await fail(http::status::forbidden, std::move(why));
         }
         if (expect_continue && !p.is_done()) {
             static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -755,9 +763,10 @@ struct ProxyServer::State : std::enable_shared_from_this<State> {
                     emit(rec, start);
                     co_return false;
                 }
-                if (!traffic->egress->left())
-                    co_return co_await fail(http::status::forbidden,
-                                            gate->refuse_egress(hp->host, hp->port, "http").reason);
+                if (!traffic->egress->left()) {
+                    std::string why = gate->refuse_egress(hp->host, hp->port, "http").reason;
+                    co_return co_await fail(http::status::forbidden, std::move(why));
+                }
                 co_return co_await fail(http::status::bad_gateway,
                                         "the request could not be forwarded");
             }

@@ -135,6 +135,11 @@ class EgressGate {
     const std::shared_ptr<EgressBudget>& egress_budget() const { return egress_; }
     // Refuses (violation reported) because the egress budget is exhausted.
     Authorization refuse_egress(const Host& host, std::uint16_t port, const std::string& via);
+    // A refusal decided by the caller (e.g. a protocol rule of the proxy): reports the
+    // violation {kind:"network", host, port, address?, reason, rule, via} and returns it.
+    Authorization refuse(const Host& h, std::uint16_t port, const std::string& via,
+                         std::string reason, std::string rule, std::optional<std::string> address,
+                         std::string decision);
 
     // Replaces the resolver (tests count lookups or map names to 127.0.0.1 with it).
     void set_resolver(ResolveFn r) { resolve_ = std::move(r); }
@@ -164,9 +169,6 @@ class EgressGate {
     asio::awaitable<Answer> ask_shared(ApprovalQuestion q, std::string key);
     // Why a new question may not be asked now ("" when it may).
     std::string question_limit_reached();
-    Authorization refuse(const Host& h, std::uint16_t port, const std::string& via,
-                         std::string reason, std::string rule, std::optional<std::string> address,
-                         std::string decision);
     const std::vector<Address>& own_addresses();
 
     asio::any_io_executor ex_;

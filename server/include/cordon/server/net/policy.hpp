@@ -89,6 +89,17 @@ struct RequestLine {
     std::string_view target; // origin-form: path?query
 };
 
+// Whether a plain-HTTP request is (part of) a git push over smart HTTP: its target, percent-
+// decoded and compared without case, names git-receive-pack (the ref advertisement
+// `info/refs?service=git-receive-pack` or the `POST .../git-receive-pack` itself), or its
+// Content-Type is application/x-git-receive-pack-request. Pushes go only through cordon's
+// git proxy (docs/git.md), which checks what is pushed; the HTTP proxy and fetch refuse
+// them with kGitPushRefusal, whatever the network policy says (NET-06).
+bool is_git_push_request(std::string_view target, std::string_view content_type);
+inline constexpr const char* kGitPushRefusal =
+    "git push (git-receive-pack) is only allowed through cordon's git proxy, for the remotes "
+    "configured in the user config's \"git\" section (docs/git.md)";
+
 enum class Verdict { allow, deny, ask };
 const char* to_string(Verdict v);
 
