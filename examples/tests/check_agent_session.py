@@ -52,6 +52,7 @@ def main():
         for line in [
             "[1/9] start the server: cordon serve --stdio",
             "ok  home not visible, network denied and reported: attacker.example",
+            "ok  writes outside the sandbox refused and reported: /etc/profile",
             "ok  cordon ",
             "ok  session s-",
             "$ sh build.sh",
