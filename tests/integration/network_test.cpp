@@ -454,8 +454,8 @@ std::string capture(const std::string& cmd) {
 
 } // namespace
 
-TEST_CASE("git clone through the HTTP proxy and CONNECT works; git push straight through the "
-          "HTTP proxy is refused",
+TEST_CASE("git clone through the HTTP proxy and CONNECT works and git push straight through "
+          "the HTTP proxy is refused",
           "[net][sandbox-net][net06][git]") {
     NetEnv e;
     // A bare repository with one commit; http-backend accepts anonymous pushes to it.

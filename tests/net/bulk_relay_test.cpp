@@ -242,7 +242,8 @@ TEST_CASE("stop() ends bulk tunnels and their threads at once", "[net][bulk]") {
     ::close(fd);
 }
 
-TEST_CASE("idle timeout applies to bulk tunnels; a steady trickle keeps them open", "[net][bulk]") {
+TEST_CASE("idle timeout applies to bulk tunnels and a steady trickle keeps them open",
+          "[net][bulk]") {
     ProxyLimits l;
     l.idle_timeout = 500ms;
     l.bulk_idle_handback = 60s;

@@ -555,7 +555,7 @@ TEST_CASE("approval questions are rate-limited per session", "[net][proxy][appro
     }
 }
 
-TEST_CASE("method/path rules in the HTTP proxy; refused for tunnels (NET-06)",
+TEST_CASE("method/path rules in the HTTP proxy and refused for tunnels (NET-06)",
           "[net][proxy][net06]") {
     World w;
     const auto& certs = TestCerts::get();
