@@ -57,9 +57,13 @@ void check_strings(const std::vector<std::string>& v, const std::string& path) {
 PolicyDoc parse_policy(const json& j, const std::string& path) {
     ParamReader r(j, path);
     PolicyDoc p;
-    auto net = r.object("network");
-    p.network_allow = net.optional<std::vector<std::string>>("allow");
-    p.network_deny = net.optional<std::vector<std::string>>("deny");
+    // Kept as given: its rules (strings or {host, methods, paths} objects), approvals and
+    // budget are validated where they are merged with the user's and the workspace's
+    // config, with errors naming the JSON pointer (server/src/net/policy.cpp).
+    if (r.has("network") && !j["network"].is_null()) {
+        if (!j["network"].is_object()) throw invalid_params(path + "/network", "must be an object");
+        p.network = j["network"];
+    }
     auto fs = r.object("filesystem");
     p.deny_read = fs.optional<std::vector<std::string>>("denyRead");
     p.allow_read = fs.optional<std::vector<std::string>>("allowRead");
@@ -77,8 +81,7 @@ PolicyDoc parse_policy(const json& j, const std::string& path) {
 
 void to_json(json& j, const PolicyDoc& v) {
     j = json::object();
-    if (v.network_allow) j["network"]["allow"] = *v.network_allow;
-    if (v.network_deny) j["network"]["deny"] = *v.network_deny;
+    if (v.network.is_object()) j["network"] = v.network;
     if (v.deny_read) j["filesystem"]["denyRead"] = *v.deny_read;
     if (v.allow_read) j["filesystem"]["allowRead"] = *v.allow_read;
     if (v.allow_write) j["filesystem"]["allowWrite"] = *v.allow_write;

@@ -341,6 +341,29 @@ TEST_CASE("method rules from the user config: GET allowed, POST refused, tunnels
     CHECK(https.requests == 0);
 }
 
+TEST_CASE("method rules given in session/create's policy apply; a bad rule refuses the session",
+          "[net][sandbox-net][net06]") {
+    IoThread t;
+    OriginServer http(t.io, false);
+    NetEnv e;
+    e.server->initialize();
+    json rule = {{"host", "127.0.0.1:" + std::to_string(http.port())}, {"methods", {"GET"}}};
+    json policy = {{"network", {{"allow", {rule}}, {"approvals", {{"maxPending", 1}}}}}};
+    auto sid = e.server->result("session/create",
+                                {{"workspace", e.ws.string()}, {"policy", policy}})["sessionId"];
+    auto get = e.exec(sid, "curl -sS " + url(http.port()));
+    CHECK(get["exitCode"] == 0);
+    auto post = e.exec(sid, "curl -sS -i -d x=1 " + url(http.port(), "/echo"));
+    CHECK(post["stdout"].get<std::string>().starts_with("HTTP/1.1 403"));
+    CHECK(http.requests == 1);
+
+    json bad = {{"network", {{"allow", {json{{"host", "example.com"}, {"methods", "GET"}}}}}}};
+    auto r = e.server->call("session/create", {{"workspace", e.ws.string()}, {"policy", bad}});
+    REQUIRE(r.contains("error"));
+    CHECK(r["error"]["code"] == -32602);
+    CHECK(r["error"]["message"].get<std::string>().find("network") != std::string::npos);
+}
+
 namespace {
 
 // A public smart-HTTP git remote (git http-backend, no authentication, pushes enabled in

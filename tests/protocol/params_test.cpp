@@ -26,10 +26,10 @@ TEST_CASE("bad params name the offending field", "[params]") {
               parse_session_create(
                   {{"workspace", "/tmp"}, {"policy", {{"limits", {{"timeoutMs", -1}}}}}});
           }) == "/policy/limits/timeoutMs");
+    // The network section's content is validated where it is merged (server/src/net).
     CHECK(error_path([] {
-              parse_session_create(
-                  {{"workspace", "/tmp"}, {"policy", {{"network", {{"allow", {"a", 3}}}}}}});
-          }) == "/policy/network/allow/1");
+              parse_session_create({{"workspace", "/tmp"}, {"policy", {{"network", 5}}}});
+          }) == "/policy/network");
     CHECK(error_path([] {
               parse_session_create({{"workspace", "/tmp"}, {"policy", {{"env", {{"A=B", "x"}}}}}});
           }) == "/policy/env/A=B");
@@ -45,6 +45,20 @@ TEST_CASE("bad params name the offending field", "[params]") {
     CHECK(error_path([] {
               parse_exec({{"sessionId", "s"}, {"command", "x"}, {"stream", 1}});
           }) == "/stream");
+}
+
+TEST_CASE("a session policy's network section is kept whole (object rules, approvals)",
+          "[params]") {
+    json network = {
+        {"allow", {"example.com", {{"host", "registry.npmjs.org"}, {"methods", {"GET", "HEAD"}}}}},
+        {"approvals", {{"maxPending", 2}}},
+        {"maxEgressBytes", 1000}};
+    auto p = parse_session_create({{"workspace", "/tmp"}, {"policy", {{"network", network}}}});
+    REQUIRE(p.policy);
+    CHECK(p.policy->network == network);
+    json back;
+    to_json(back, *p.policy);
+    CHECK(back["network"] == network);
 }
 
 TEST_CASE("valid params are read with defaults", "[params]") {

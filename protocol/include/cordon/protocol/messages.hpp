@@ -34,7 +34,7 @@ struct LimitsDoc {
     std::optional<std::uint32_t> max_processes;
 };
 struct PolicyDoc {
-    std::optional<std::vector<std::string>> network_allow, network_deny;
+    nlohmann::json network; // the `network` object as given (null: none); see parse_policy
     std::optional<std::vector<std::string>> deny_read, allow_read, allow_write;
     LimitsDoc limits;
     std::map<std::string, std::string> env;
