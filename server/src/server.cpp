@@ -92,6 +92,11 @@ Server::Server(asio::io_context& io, ServerOptions opts) : io_(io), opts_(std::m
 void Server::load_sessions() {
     std::error_code ec;
     for (auto& entry : fs::directory_iterator(opts_.state_dir / "sessions", ec)) {
+        if (entry.path().filename().string().rfind(".spare-", 0) == 0) {
+            std::error_code rec; // a state dir made ahead by an earlier server, never used
+            fs::remove_all(entry.path(), rec);
+            continue;
+        }
         auto meta_path = entry.path() / "session.json";
         try {
             std::ifstream f(meta_path);
@@ -114,6 +119,8 @@ void Server::load_sessions() {
 
 Server::~Server() {
     stop_all();
+    std::error_code ec;
+    if (spare_state_dir_) fs::remove_all(*spare_state_dir_, ec);
 }
 
 void Server::stop_all() {
@@ -248,6 +255,26 @@ void Server::register_methods(Dispatcher& d) {
     register_tools(d);
 }
 
+void Server::make_spare_state_dir() {
+    if (spare_state_dir_) return;
+    fs::path dir = opts_.state_dir / "sessions" / (".spare-" + new_session_id());
+    if (::mkdir(dir.c_str(), 0700) != 0) return;
+    bool ok = true;
+    for (const char* sub : {"upper", "work", "home"})
+        ok = ok && ::mkdir((dir / sub).c_str(), 0700) == 0;
+    for (const char* file : {"lock", "session.json", "audit.jsonl"}) { // empty until used
+        int fd = ::open((dir / file).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        ok = ok && fd >= 0;
+        if (fd >= 0) ::close(fd);
+    }
+    if (!ok) {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        return;
+    }
+    spare_state_dir_ = dir;
+}
+
 asio::awaitable<json> Server::session_create(Call& c) {
     auto p = parse_session_create(c.params);
     std::error_code ec;
@@ -269,7 +296,13 @@ asio::awaitable<json> Server::session_create(Call& c) {
     if (p.policy) info.policy = *p.policy;
     fs::create_directories(info.state_dir.parent_path());
     ::chmod(opts_.state_dir.c_str(), 0700);
-    if (::mkdir(info.state_dir.c_str(), 0700) != 0)
+    bool renamed = false;
+    if (spare_state_dir_) {
+        renamed = ::rename(spare_state_dir_->c_str(), info.state_dir.c_str()) == 0;
+        spare_state_dir_.reset();
+    }
+    asio::post(io_, [this] { make_spare_state_dir(); });
+    if (!renamed && ::mkdir(info.state_dir.c_str(), 0700) != 0)
         throw RpcError(code::internal_error, "cannot create session state dir " +
                                                  info.state_dir.string() + ": " +
                                                  std::strerror(errno));

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unistd.h>
@@ -227,6 +228,37 @@ TEST_CASE("refused filesystem writes are reported: result, notification and audi
     // Another command's writes are its own: nothing refused, nothing reported.
     auto clean = e.exec({{"command", "echo again > fine.txt"}});
     CHECK(clean["violations"].empty());
+}
+
+TEST_CASE("a state dir made ahead is used by the next session and never listed", "[persist]") {
+    Env e;
+    auto sessions = e.root / "state/sessions";
+    auto spare = [&]() -> std::optional<fs::path> {
+        for (int i = 0; i < 100; ++i) { // made right after the create that used the last one
+            for (auto& d : fs::directory_iterator(sessions))
+                if (d.path().filename().string().rfind(".spare-", 0) == 0) return d.path();
+            ::usleep(10 * 1000);
+        }
+        return std::nullopt;
+    };
+    auto first = spare();
+    REQUIRE(first);
+    CHECK(fs::is_directory(*first / "upper"));
+    std::string sid = e.create();
+    CHECK(!fs::exists(*first)); // renamed into place
+    CHECK(fs::exists(sessions / sid / "session.json"));
+    auto listed = e.server->result("session/list", json::object())["sessions"];
+    CHECK(listed.size() == 2);
+    for (auto& s : listed)
+        CHECK(s["sessionId"].get<std::string>().rfind("s-", 0) == 0);
+    auto second = spare();
+    REQUIRE(second);
+    // One left behind by a server that died is removed by the next one.
+    e.server.reset();
+    fs::create_directories(sessions / ".spare-stale/upper");
+    e.start();
+    CHECK(!fs::exists(sessions / ".spare-stale"));
+    CHECK(e.server->result("session/list", json::object())["sessions"].size() == 2);
 }
 
 TEST_CASE("background processes do not outlive the call", "[exec]") {

@@ -65,6 +65,11 @@ class Server {
     asio::awaitable<json> fetch(Call& c);
 
     asio::awaitable<json> session_create(Call& c);
+    // A session state dir made ahead (sessions/.spare-*, with upper/ work/ home/ and empty
+    // lock, session.json and audit.jsonl files) that session/create renames into place: making directories is a slow part
+    // of a start on some filesystems. Replaced after each use, off the request's path.
+    void make_spare_state_dir();
+    std::optional<std::filesystem::path> spare_state_dir_;
     asio::awaitable<json> session_list(Call& c);
     asio::awaitable<json> session_close(Call& c);
     asio::awaitable<json> exec(Call& c);
