@@ -100,8 +100,6 @@ struct WriteAttempt {
     std::string operation;          // "open for writing", "mkdir", "rename", ...
     std::vector<std::string> paths; // absolute, lexically normalised
 };
-std::string normalize_path(const std::string& path); // "/a/./b/../c" -> "/a/c"
-bool under_any(const std::string& path, const std::vector<std::string>& roots);
 // The paths a notified write-like call names, read from the target's memory; nullopt when
 // the call is not one of them or the target is gone.
 std::optional<WriteAttempt> read_write_attempt(pid_t pid, long nr, const std::uint64_t args[6]);

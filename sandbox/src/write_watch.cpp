@@ -2,6 +2,7 @@
 // `writes` filter (seccomp.cpp). Reporting only: the call always continues, and the
 // mounts and Landlock decide. The init resolves paths in its own view, which is the
 // payloads' (same mount namespace and root).
+#include "cordon/sandbox/mount_plan.hpp"
 #include "steps.hpp"
 
 #include <cerrno>
@@ -78,36 +79,6 @@ const Shape* shape_of(long nr) {
 
 } // namespace
 
-std::string normalize_path(const std::string& path) {
-    std::vector<std::string> parts;
-    std::size_t i = 0;
-    while (i <= path.size()) {
-        std::size_t j = path.find('/', i);
-        if (j == std::string::npos) j = path.size();
-        std::string c = path.substr(i, j - i);
-        if (c == "..") {
-            if (!parts.empty()) parts.pop_back();
-        } else if (!c.empty() && c != ".") {
-            parts.push_back(std::move(c));
-        }
-        i = j + 1;
-    }
-    std::string out;
-    for (const auto& p : parts)
-        out += "/" + p;
-    return out.empty() ? "/" : out;
-}
-
-bool under_any(const std::string& path, const std::vector<std::string>& roots) {
-    for (const auto& r : roots) {
-        if (r == "/") return true;
-        if (path == r ||
-            (path.size() > r.size() && path.compare(0, r.size(), r) == 0 && path[r.size()] == '/'))
-            return true;
-    }
-    return false;
-}
-
 std::optional<WriteAttempt> read_write_attempt(pid_t pid, long nr, const std::uint64_t args[6]) {
     const Shape* shape = shape_of(nr);
     if (!shape) return std::nullopt;
@@ -131,7 +102,7 @@ std::optional<WriteAttempt> read_write_attempt(pid_t pid, long nr, const std::ui
         }
         // "/proc/self" names the target, not us.
         if (abs.rfind("/proc/self/", 0) == 0) abs = proc + abs.substr(10);
-        w.paths.push_back(normalize_path(abs));
+        w.paths.push_back(normalize_path(abs)); // mount_plan.hpp
     }
     close(mem);
     if (w.paths.empty()) return std::nullopt;
@@ -159,7 +130,9 @@ bool refused_write(const std::string& path, const std::vector<std::string>& writ
         resolved = std::string(buf) + (std::string(buf) == "/" ? "" : "/") + path.substr(slash + 1);
     }
     if (resolved.rfind("/proc/", 0) == 0) return false;
-    return !under_any(resolved, writable);
+    for (const auto& root : writable)
+        if (path_within(resolved, root)) return false;
+    return true;
 }
 
 } // namespace cordon::sandbox::steps
