@@ -429,7 +429,12 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
     make_pipe(out_r, out_w);
     make_pipe(err_r, err_w);
     make_pipe(st_r, st_w); // the outcome, straight from the command's reaper
-    auto before = snapshot_upper(upper_dir());
+    // Between execs only the server changes the upper dir (every sandboxed process dies with
+    // its command, and tool calls drop the snapshot), so the last exec's "after" is this
+    // one's "before" unless another exec is running: one walk of the upper dir per exec.
+    UpperSnapshot before =
+        last_upper_ && running_.empty() ? std::move(*last_upper_) : snapshot_upper(upper_dir());
+    last_upper_.reset();
 
     auto run = std::make_shared<Running>(io_);
     run->request_id = std::move(request_id);
@@ -616,6 +621,7 @@ asio::awaitable<ExecResult> Session::exec(const ExecParams& p, OutputSink output
         res.violations.push_back(v);
     auto after = snapshot_upper(upper_dir());
     auto touched = touched_between(before, after);
+    if (running_.size() == 1) last_upper_ = after; // only this exec ran meanwhile
     if (!touched.empty()) {
         // What this command changed, judged like changes/diff (applied files included).
         changes::DiffOptions opts;

@@ -27,6 +27,9 @@ asio::awaitable<json> Server::session_tool(Call& c, bool needs_sandbox,
             spdlog::error("session {}: audit log write failed: {}", s->id(), e.what());
         }
     };
+    // Any tool may change the upper dir (fs/write, apply, discard, ...): the next exec takes
+    // a fresh snapshot before it runs.
+    s->forget_upper_snapshot();
     try {
         if (needs_sandbox) s->start();
         json r = fn(*s);

@@ -438,6 +438,23 @@ TEST_CASE("no user namespaces: session/create fails closed naming the facility a
     fs::remove_all(root);
 }
 
+TEST_CASE("an exec's changes are its own: earlier execs and tool writes are not listed again",
+          "[exec]") {
+    Env e;
+    auto first = e.exec({{"command", "echo a > a.txt"}});
+    REQUIRE(first["changes"].size() == 1);
+    CHECK(first["changes"][0]["path"] == "a.txt");
+    auto idle = e.exec({{"command", "cat a.txt"}}); // reads only
+    CHECK(idle["changes"].empty());
+    // A write by the server (fs/write) between execs is not the next exec's change.
+    e.server->result("fs/write", {{"sessionId", e.sid}, {"path", "b.txt"}, {"content", "b\n"}});
+    auto after_tool = e.exec({{"command", "ls > /dev/null"}});
+    CHECK(after_tool["changes"].empty());
+    auto second = e.exec({{"command", "echo more >> b.txt"}});
+    REQUIRE(second["changes"].size() == 1);
+    CHECK(second["changes"][0]["path"] == "b.txt");
+}
+
 TEST_CASE("exec reports only real changes: rewrites with equal bytes and applied files are not",
           "[exec]") {
     Env e;

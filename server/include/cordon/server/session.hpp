@@ -18,6 +18,7 @@
 #include "cordon/server/net/egress.hpp"
 #include "cordon/server/net/policy.hpp"
 #include "cordon/server/net/proxy.hpp"
+#include "cordon/server/upper_dir.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -101,6 +102,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // The exec request id a violation can be tied to (only when exactly one command runs).
     std::optional<json> single_running_request() const;
 
+    // The upper dir as the last exec left it is reused as the next exec's "before"; a
+    // server-side change (any tool call) must drop it.
+    void forget_upper_snapshot() { last_upper_.reset(); }
+
   private:
     struct Running;
     asio::awaitable<void> control_loop();
@@ -118,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
     sandbox::InitProcess init_;
     std::unique_ptr<asio::posix::stream_descriptor> control_;
     std::map<std::uint64_t, std::shared_ptr<Running>> running_;
+    std::optional<UpperSnapshot> last_upper_; // after the last exec, none running since
     std::uint64_t next_exec_id_ = 1;
     int lock_fd_ = -1; // flock on state_dir/lock while this server runs the session
     std::unique_ptr<changes::AuditLog> audit_;
