@@ -518,9 +518,12 @@ std::variant<SeccompProgram, SetupError> build_seccomp() {
         if (!c.ctx) return fail(ENOMEM, "seccomp_init");
         seccomp_attr_set(c.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
         seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0);
-        for (const char* name : {"creat", "mkdir", "mkdirat", "unlink", "unlinkat", "rmdir",
-                                 "rename", "renameat", "renameat2", "link", "linkat", "symlink",
-                                 "symlinkat", "mknod", "mknodat", "truncate"}) {
+        for (const char* name :
+             {"creat",     "mkdir",       "mkdirat",     "unlink",   "unlinkat",  "rmdir",
+              "rename",    "renameat",    "renameat2",   "link",     "linkat",    "symlink",
+              "symlinkat", "mknod",       "mknodat",     "truncate", "chmod",     "fchmodat",
+              "fchmodat2", "chown",       "lchown",      "fchownat", "utimensat", "setxattr",
+              "lsetxattr", "removexattr", "lremovexattr"}) {
             int nr = seccomp_syscall_resolve_name(name);
             if (nr == __NR_SCMP_ERROR || nr < 0) continue;
             if (int rc = seccomp_rule_add(c.ctx, SCMP_ACT_NOTIFY, nr, 0); rc < 0)

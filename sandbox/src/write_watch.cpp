@@ -71,6 +71,21 @@ const Shape* shape_of(long nr) {
         {SYS_symlinkat, "symlink", 1, 2},
         {SYS_mknodat, "mknod", 0, 1},
         {SYS_truncate, "truncate", -1, 0},
+#ifdef SYS_chmod
+        {SYS_chmod, "chmod", -1, 0},
+        {SYS_chown, "chown", -1, 0},
+        {SYS_lchown, "chown", -1, 0},
+#endif
+        {SYS_fchmodat, "chmod", 0, 1},
+#ifdef SYS_fchmodat2
+        {SYS_fchmodat2, "chmod", 0, 1},
+#endif
+        {SYS_fchownat, "chown", 0, 1},
+        {SYS_utimensat, "set times", 0, 1}, // a NULL path (futimens) is skipped
+        {SYS_setxattr, "set xattr", -1, 0},
+        {SYS_lsetxattr, "set xattr", -1, 0},
+        {SYS_removexattr, "remove xattr", -1, 0},
+        {SYS_lremovexattr, "remove xattr", -1, 0},
     };
     for (const auto& s : shapes)
         if (s.nr == nr) return &s;
