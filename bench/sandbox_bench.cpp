@@ -79,14 +79,6 @@ int spawn_wait(std::vector<std::string> args) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-long rss_kib(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    return -1;
-}
-
 void row(const char* name, Stats s, double base = 0) {
     std::printf("%-44s %10.1f %10.1f", name, s.median_us, s.p99_us);
     if (base > 0) std::printf("   %5.2fx", s.median_us / base);
@@ -122,7 +114,7 @@ int main(int argc, char** argv) {
     ServerProcess srv(CORDON_EXE, {"--state-dir", (dir / "state").string(), "--log-level", "off"},
                       true);
     srv.initialize();
-    long rss_idle = rss_kib(srv.pid());
+    long rss_idle = srv.rss_kib();
     // session/create and a cold bwrap, each in its own block (not alternated): bwrap's net
     // namespace is torn down by the kernel after bwrap exits (cleanup_net, deferred), and
     // alternating would charge that teardown to the session/create that follows. The
@@ -151,7 +143,7 @@ int main(int argc, char** argv) {
 
     for (int i = 0; i < 49; ++i)
         srv.result("session/create", {{"workspace", (dir / "ws").string()}});
-    long rss_50 = rss_kib(srv.pid());
+    long rss_50 = srv.rss_kib();
 
     std::printf("Sandboxing /bin/true, %d iterations (microseconds)\n", n);
     std::printf("%-44s %10s %10s   %s\n", "", "median", "p99", "vs (a)");

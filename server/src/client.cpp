@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <poll.h>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -147,6 +148,14 @@ int ServerProcess::wait(std::chrono::milliseconds timeout) {
         if (std::chrono::steady_clock::now() > deadline) return -1;
         ::usleep(2000);
     }
+}
+
+long ServerProcess::rss_kib() const {
+    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
 }
 
 void ServerProcess::kill(int sig) {

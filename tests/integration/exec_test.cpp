@@ -83,14 +83,6 @@ bool eventually_gone(const std::string& needle) {
     return false;
 }
 
-long rss_kib(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    return -1;
-}
-
 } // namespace
 
 TEST_CASE("exec returns output, exit code and reason", "[exec]") {
@@ -298,10 +290,10 @@ TEST_CASE("closing the session ends its running commands with reason cancelled",
 
 TEST_CASE("a 1 GiB output flood is capped while server memory stays flat", "[exec][limits]") {
     Env e;
-    long before = rss_kib(e.server->pid());
+    long before = e.server->rss_kib();
     auto r =
         e.exec({{"command", "head -c 1073741824 /dev/zero; echo done >&2"}, {"stream", false}});
-    long after = rss_kib(e.server->pid());
+    long after = e.server->rss_kib();
     CHECK(r["exitCode"] == 0);
     CHECK(r["stdoutTruncated"] == true);
     CHECK(r["stdout"].get<std::string>().size() == 1u << 20);

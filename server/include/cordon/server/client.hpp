@@ -44,6 +44,8 @@ class ServerProcess {
     // Waits for the process; returns its exit code (or 128+signal).
     int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
     int pid() const { return pid_; }
+    // The server's resident memory (VmRSS) in KiB, -1 when unreadable.
+    long rss_kib() const;
     void kill(int sig);
 
   private:
