@@ -208,6 +208,15 @@ std::uint64_t TestSandbox::spawn(const std::vector<std::string>& argv, const Run
     return req.id;
 }
 
+// The first outcome wins (status pipe or the init's ExecExited, whichever is read first).
+void TestSandbox::record_outcome(Pending& p, const ExecExited& done) {
+    if (p.exited) return;
+    p.exited = true;
+    p.result.wait_status = done.wait_status;
+    p.result.reason = done.reason;
+    p.result.error = done.error;
+}
+
 void TestSandbox::pump(int timeout_ms) {
     std::vector<pollfd> pfds{{init_.control_fd, POLLIN, 0}};
     std::vector<std::pair<int*, std::string*>> targets;
@@ -246,12 +255,9 @@ void TestSandbox::pump(int timeout_ms) {
         }
         if (auto* done = std::get_if<ExecExited>(&*msg)) {
             Pending& p = pending_[done->id];
-            if (!p.exited) {
-                p.exited = true;
-                p.result.wait_status = done->wait_status;
-                p.result.reason = done->reason;
-                p.result.error = done->error.empty() ? p.reader.error() : done->error;
-            }
+            ExecExited outcome = *done;
+            if (outcome.error.empty()) outcome.error = p.reader.error();
+            record_outcome(p, outcome);
         }
     }
     for (std::size_t i = 1; i < pfds.size(); ++i) {
@@ -261,12 +267,7 @@ void TestSandbox::pump(int timeout_ms) {
         auto [fdp, str] = targets[i - 1];
         if (Pending* p = status_of[i - 1]) {
             auto done = n > 0 ? p->reader.feed({buf, static_cast<std::size_t>(n)}) : std::nullopt;
-            if (done && !p->exited) {
-                p->exited = true;
-                p->result.wait_status = done->wait_status;
-                p->result.reason = done->reason;
-                p->result.error = done->error;
-            }
+            if (done) record_outcome(*p, *done);
             if (n <= 0 || done) {
                 close(*fdp);
                 *fdp = -1;

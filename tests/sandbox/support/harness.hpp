@@ -90,6 +90,7 @@ class TestSandbox {
         bool exited = false;
     };
     void pump(int timeout_ms);
+    static void record_outcome(Pending& p, const ExecExited& done);
 
     std::unique_ptr<TempTree> owned_;
     TempTree* tree_ = nullptr;
